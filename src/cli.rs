@@ -1,0 +1,127 @@
+//! Command-line types only: what the user typed, before validation (clap derive).
+//!
+//! Conversion to typed settings happens in [`crate::scan`]; values that clap can check on
+//! its own (durations, numbers, enums) are parsed here so a bad token exits 2 with clap's
+//! message, which quotes the token.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::units::parse_duration;
+
+/// Find Model Context Protocol (MCP) servers on a network.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-scout", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sweep addresses × ports and report what is open (localhost on the MCP ports by default).
+    Scan(ScanArgs),
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Output formats for results on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned table with a summary (the default).
+    Table,
+    /// One JSON document: {"scan": {...summary}, "findings": [...]}.
+    Json,
+    /// One JSON object per line, streamed as ports are found.
+    Ndjson,
+    /// Comma-separated values with a header row, streamed.
+    Csv,
+}
+
+/// `mcp-scout scan` options.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Targets: 10.0.0.0/24, fd00::/120, 10.0.0.5, 10.0.0.1-50, 10.0.0.1-10.0.1.20,
+    /// host.example, @FILE (one or more per line, # comments). Default: 127.0.0.1 and ::1.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Ports: 8000,8080 | 1-1024 | - (all) | mcp (3000,3001,5000,6277,8000,8001,8080,8081,8787,8811,9000).
+    #[arg(
+        short = 'p',
+        long = "ports",
+        value_name = "PORTS",
+        allow_hyphen_values = true,
+        default_value = "mcp"
+    )]
+    pub ports: String,
+    /// Addresses never to probe, same grammar as targets (repeatable).
+    #[arg(long, value_name = "TARGET")]
+    pub exclude: Vec<String>,
+    /// Also sweep the subnets attached to this machine's interfaces (IPv4, and IPv6 /112 or narrower).
+    #[arg(long)]
+    pub local: bool,
+    /// Refuse sweeps with more address×port probes than this, unless --force.
+    #[arg(long, value_name = "N", default_value_t = 1_048_576)]
+    pub max_targets: u64,
+    /// Run sweeps larger than --max-targets.
+    #[arg(long)]
+    pub force: bool,
+    /// Connects in flight at once [default: from the descriptor limit, at most 16384].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub concurrency: Option<u32>,
+    /// Probes per second [default: unpaced on loopback, 5000 otherwise].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: Option<u32>,
+    /// Deadline of one connect attempt (the ceiling when adapted to measured round trips).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub timeout: Duration,
+    /// Floor of the adaptive deadline; set equal to --timeout to disable adaptation.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    pub min_timeout: Duration,
+    /// Retries of a probe that timed out, spaced one deadline apart.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=20))]
+    pub retries: u8,
+    /// Retry cap once the path is seen to lose packets (a retry that got an answer).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(0..=20))]
+    pub max_retries: u8,
+    /// Skip ICMP host discovery (probe every address).
+    #[arg(long)]
+    pub no_ping: bool,
+    /// Output format on stdout.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Port states to report: open (default), all, or a list of open,closed,filtered,unreachable.
+    #[arg(long, value_name = "STATES", default_value = "open")]
+    pub report: String,
+    /// Ports only: do not fingerprint open ports (fingerprinting is not built yet; this is the default).
+    #[arg(long)]
+    pub no_fingerprint: bool,
+    /// Never draw the progress bar (it is drawn only when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Worker threads, each with its own event loop [default: CPU count].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+    /// Key of the pseudo-random probe order (for reproducible runs).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}

@@ -1,0 +1,574 @@
+//! The sweep engine: every address × port of a [`TargetSet`] probed once with a TCP connect,
+//! in a pseudo-random order, inside named limits.
+//!
+//! # Design
+//! The index space `0..addresses×ports` is walked through a keyed [`Permutation`], so probes
+//! spread across hosts and memory stays constant whatever the range size. The space is split
+//! into `shards` interleaved slices (index `i` belongs to shard `i % shards`). Each shard runs
+//! on its own OS thread with its own current-thread tokio runtime, and therefore its own epoll
+//! instance and timer wheel: a connect scan on loopback is a syscall-bound loop, and sharing
+//! one reactor between worker threads (tokio's multi-thread runtime) costs lock traffic that a
+//! thread-per-core layout avoids, as in the C reference loop in `scripts/bench/`.
+//!
+//! Within a shard:
+//! - at most `window = concurrency / shards` connects are in flight (a descriptor each);
+//! - an optional pacing gate spaces new probes `shards / rate` seconds apart;
+//! - the per-attempt deadline adapts to measured round trips (RFC 6298 style:
+//!   `srtt + 4·rttvar`), clamped to `[min_timeout, timeout]`;
+//! - a timed-out probe is retried after one deadline's wait (never at once, so a congested
+//!   link gets time to drain), up to `retries` times, or `max_retries` once a retry has been
+//!   seen to succeed, which proves the path drops packets (nmap raises its retry cap the same
+//!   way);
+//! - running out of descriptors or ephemeral ports shrinks the window to what is in flight
+//!   and re-queues the probe: the scan slows down, no probe is lost.
+//!
+//! The engine never prints. Results go to a bounded channel; counters to [`SweepStats`].
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::tcp::{self, Outcome};
+use crate::finding::{PortState, ProbeResult};
+use crate::permute::Permutation;
+use crate::ports::PortList;
+use crate::target::TargetSet;
+
+/// Default ceiling of one connect attempt.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default floor of the adaptive deadline: below this, scheduling jitter on a busy machine
+/// would be mistaken for loss.
+pub const DEFAULT_MIN_TIMEOUT: Duration = Duration::from_millis(100);
+/// Default retries of a timed-out probe.
+pub const DEFAULT_RETRIES: u8 = 1;
+/// Default retry cap once the path is seen to drop packets.
+pub const DEFAULT_MAX_RETRIES: u8 = 3;
+/// Default probe rate (probes/s) when any target is off loopback: high enough to sweep a /24
+/// on the MCP ports in well under a second, low enough not to flood a home router's
+/// connection table. Loopback-only sweeps are unpaced.
+pub const DEFAULT_LAN_RATE: u32 = 5_000;
+/// Descriptors kept back from the window for stdout, the runtime, DNS and ICMP sockets.
+pub const FD_RESERVE: u64 = 256;
+/// Upper bound of the default window, even when the descriptor limit is huge: beyond this a
+/// connect scan gains nothing and a LAN's connection-tracking tables suffer.
+pub const MAX_DEFAULT_CONCURRENCY: usize = 16_384;
+/// Wait before trying again when descriptors ran out and nothing is in flight to free one.
+const EXHAUSTED_BACKOFF: Duration = Duration::from_millis(10);
+/// Round-trip samples needed before the deadline adapts.
+const MIN_RTT_SAMPLES: u32 = 4;
+
+/// Limits and timing of a sweep (resolved, validated values).
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// Connects in flight across all shards.
+    pub concurrency: usize,
+    /// Worker threads, each with its own reactor.
+    pub shards: usize,
+    /// Probes per second across all shards; `None` is unpaced.
+    pub rate: Option<u32>,
+    /// Ceiling of one attempt's deadline.
+    pub timeout: Duration,
+    /// Floor of the adaptive deadline; equal to `timeout` disables adaptation.
+    pub min_timeout: Duration,
+    /// Retries of a timed-out probe.
+    pub retries: u8,
+    /// Retry cap once packet loss has been observed.
+    pub max_retries: u8,
+    /// Which states are sent to the results channel (all are counted).
+    pub report: StateFilter,
+    /// Key of the probe-order permutation.
+    pub seed: u64,
+}
+
+impl Default for SweepOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 1024,
+            shards: 1,
+            rate: None,
+            timeout: DEFAULT_TIMEOUT,
+            min_timeout: DEFAULT_MIN_TIMEOUT,
+            retries: DEFAULT_RETRIES,
+            max_retries: DEFAULT_MAX_RETRIES,
+            report: StateFilter::OPEN,
+            seed: 0,
+        }
+    }
+}
+
+/// A set of [`PortState`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateFilter(u8);
+
+impl StateFilter {
+    /// Only open ports.
+    pub const OPEN: Self = Self(1);
+    /// Every state.
+    pub const ALL: Self = Self(0b1111);
+
+    /// Whether `s` is in the set.
+    pub fn contains(self, s: PortState) -> bool {
+        self.0 & Self::bit(s) != 0
+    }
+
+    /// The set with `s` added.
+    pub fn with(self, s: PortState) -> Self {
+        Self(self.0 | Self::bit(s))
+    }
+
+    fn bit(s: PortState) -> u8 {
+        match s {
+            PortState::Open => 1,
+            PortState::Closed => 2,
+            PortState::Filtered => 4,
+            PortState::Unreachable => 8,
+        }
+    }
+}
+
+/// Live counters, read by the progress display and the summary.
+#[derive(Debug, Default)]
+pub struct SweepStats {
+    /// Probes planned (addresses × ports).
+    pub total: AtomicU64,
+    /// Probes concluded, including skipped ones.
+    pub done: AtomicU64,
+    /// Open ports.
+    pub open: AtomicU64,
+    /// Closed ports.
+    pub closed: AtomicU64,
+    /// Filtered ports.
+    pub filtered: AtomicU64,
+    /// Unreachable probes.
+    pub unreachable: AtomicU64,
+    /// Probes skipped because host discovery found the host down.
+    pub skipped: AtomicU64,
+    /// Retry attempts sent.
+    pub retries: AtomicU64,
+    /// Times a probe was put back because descriptors or ports ran out.
+    pub exhausted: AtomicU64,
+}
+
+impl SweepStats {
+    fn count(&self, s: PortState) {
+        let c = match s {
+            PortState::Open => &self.open,
+            PortState::Closed => &self.closed,
+            PortState::Filtered => &self.filtered,
+            PortState::Unreachable => &self.unreachable,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Hosts known to be up, by dense address index, from host discovery.
+#[derive(Debug, Clone)]
+pub struct HostMask {
+    bits: Vec<u64>,
+}
+
+impl HostMask {
+    /// All `n` hosts down.
+    pub fn new(n: u64) -> Self {
+        Self {
+            bits: vec![0; usize::try_from(n.div_ceil(64)).unwrap_or(usize::MAX)],
+        }
+    }
+
+    /// Mark host `i` up.
+    pub fn set(&mut self, i: u64) {
+        self.bits[(i / 64) as usize] |= 1 << (i % 64);
+    }
+
+    /// Whether host `i` is up.
+    pub fn get(&self, i: u64) -> bool {
+        self.bits[(i / 64) as usize] & (1 << (i % 64)) != 0
+    }
+
+    /// Hosts marked up.
+    pub fn count(&self) -> u64 {
+        self.bits.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+}
+
+/// What the engine could not do (expected network outcomes are results, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// A worker thread or its runtime could not start.
+    #[error("cannot start sweep worker: {0}")]
+    Worker(#[source] std::io::Error),
+    /// The probe space does not fit in 64 bits.
+    #[error("the sweep has more than 2^64 probes")]
+    TooLarge,
+}
+
+/// A sweep: what to probe and how.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    targets: Arc<TargetSet>,
+    ports: Arc<PortList>,
+    alive: Option<Arc<HostMask>>,
+    opts: SweepOptions,
+}
+
+impl Sweep {
+    /// A sweep of `targets` × `ports`; `alive` (from host discovery) skips hosts found down.
+    pub fn new(
+        targets: Arc<TargetSet>,
+        ports: PortList,
+        alive: Option<Arc<HostMask>>,
+        opts: SweepOptions,
+    ) -> Self {
+        Self {
+            targets,
+            ports: Arc::new(ports),
+            alive,
+            opts,
+        }
+    }
+
+    /// Number of probes (addresses × ports).
+    pub fn total(&self) -> Result<u64, SweepError> {
+        self.targets
+            .len()
+            .checked_mul(self.ports.len() as u64)
+            .ok_or(SweepError::TooLarge)
+    }
+
+    /// Run to completion or until `shutdown` fires. Results matching `opts.report` are sent
+    /// to `tx`; returns whether the sweep was interrupted.
+    pub async fn run(
+        self,
+        tx: mpsc::Sender<ProbeResult>,
+        stats: Arc<SweepStats>,
+        shutdown: CancellationToken,
+    ) -> Result<bool, SweepError> {
+        let total = self.total()?;
+        stats.total.store(total, Ordering::Relaxed);
+        let shards = self.opts.shards.clamp(1, 256) as u64;
+        // Few probes or a slow rate: more shards than work only adds threads.
+        let shards = shards
+            .min(total.max(1))
+            .min(self.opts.rate.map_or(u64::MAX, |r| u64::from(r).max(1)));
+        let window = (self.opts.concurrency as u64 / shards).max(1) as usize;
+        let perm = Arc::new(Permutation::new(total, self.opts.seed));
+        let loss_seen = Arc::new(AtomicBool::new(false));
+        let mut done_rx = Vec::new();
+        for k in 0..shards {
+            let (done_tx, rx) = oneshot::channel();
+            let shard = Shard {
+                sweep: self.clone(),
+                perm: perm.clone(),
+                first: k,
+                step: shards,
+                window,
+                interval: self
+                    .opts
+                    .rate
+                    .map(|r| Duration::from_secs_f64(shards as f64 / f64::from(r.max(1)))),
+                tx: tx.clone(),
+                stats: stats.clone(),
+                loss_seen: loss_seen.clone(),
+                shutdown: shutdown.clone(),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()
+                .map_err(SweepError::Worker)?;
+            std::thread::Builder::new()
+                .name(format!("sweep-{k}"))
+                .spawn(move || {
+                    let interrupted = rt.block_on(shard.drive());
+                    let _ = done_tx.send(interrupted);
+                })
+                .map_err(SweepError::Worker)?;
+            done_rx.push(rx);
+        }
+        drop(tx);
+        let mut interrupted = false;
+        for rx in done_rx {
+            // A worker that panicked drops its sender: report it as interrupted, not success.
+            interrupted |= rx.await.unwrap_or(true);
+        }
+        Ok(interrupted)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Probe {
+    idx: u64,
+    attempt: u8,
+}
+
+/// Smoothed round-trip estimate (RFC 6298), in seconds.
+#[derive(Debug, Default)]
+struct RttEstimator {
+    srtt: f64,
+    rttvar: f64,
+    samples: u32,
+}
+
+impl RttEstimator {
+    fn sample(&mut self, rtt: Duration) {
+        let r = rtt.as_secs_f64();
+        if self.samples == 0 {
+            self.srtt = r;
+            self.rttvar = r / 2.0;
+        } else {
+            self.rttvar = 0.75 * self.rttvar + 0.25 * (self.srtt - r).abs();
+            self.srtt = 0.875 * self.srtt + 0.125 * r;
+        }
+        self.samples = self.samples.saturating_add(1);
+    }
+
+    fn deadline(&self, floor: Duration, ceil: Duration) -> Duration {
+        if self.samples < MIN_RTT_SAMPLES {
+            return ceil;
+        }
+        Duration::from_secs_f64(self.srtt + 4.0 * self.rttvar).clamp(floor, ceil.max(floor))
+    }
+}
+
+struct Shard {
+    sweep: Sweep,
+    perm: Arc<Permutation>,
+    first: u64,
+    step: u64,
+    window: usize,
+    interval: Option<Duration>,
+    tx: mpsc::Sender<ProbeResult>,
+    stats: Arc<SweepStats>,
+    loss_seen: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+}
+
+impl Shard {
+    fn socket_addr(&self, idx: u64) -> (SocketAddr, u64) {
+        let np = self.sweep.ports.len() as u64;
+        let host = idx / np;
+        let port = self.sweep.ports.as_slice()[(idx % np) as usize];
+        let ip: IpAddr = self.sweep.targets.addr(host);
+        (SocketAddr::new(ip, port), host)
+    }
+
+    /// Drive this shard's slice; returns true when interrupted.
+    async fn drive(self) -> bool {
+        let opts = &self.sweep.opts;
+        let mut next = self.first;
+        let total = self.perm.len();
+        let mut inflight = FuturesUnordered::new();
+        let mut retries: BinaryHeap<Reverse<(Instant, Probe)>> = BinaryHeap::new();
+        let mut deferred: VecDeque<Probe> = VecDeque::new();
+        let mut window = self.window;
+        let mut gate: Option<Instant> = None;
+        let mut backoff_until: Option<Instant> = None;
+        let mut rtt = RttEstimator::default();
+
+        loop {
+            let now = Instant::now();
+            // Fill the window: due retries first, then re-queued probes, then new indices.
+            while inflight.len() < window && backoff_until.is_none_or(|b| now >= b) {
+                if gate.is_some_and(|g| now < g) {
+                    break;
+                }
+                let probe = if retries.peek().is_some_and(|Reverse((due, _))| *due <= now) {
+                    retries.pop().map(|Reverse((_, p))| p)
+                } else if let Some(p) = deferred.pop_front() {
+                    Some(p)
+                } else {
+                    self.next_live_index(&mut next, total)
+                        .map(|idx| Probe { idx, attempt: 0 })
+                };
+                let Some(probe) = probe else { break };
+                let (addr, _) = self.socket_addr(probe.idx);
+                let deadline = rtt.deadline(opts.min_timeout, opts.timeout);
+                inflight.push(async move { (probe, tcp::connect(addr, deadline).await) });
+                if let Some(iv) = self.interval {
+                    gate = Some(gate.map_or(now, |g| g.max(now)) + iv);
+                }
+            }
+            let more_new = next < total;
+            if inflight.is_empty() && retries.is_empty() && deferred.is_empty() && !more_new {
+                return false;
+            }
+            // When to wake if no probe completes: the next due retry, the pacing gate or the
+            // end of an exhaustion back-off. Waking early only costs one more pass.
+            let wake = if inflight.len() < window {
+                [
+                    retries.peek().map(|Reverse((due, _))| *due),
+                    gate.filter(|g| *g > now),
+                    backoff_until,
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+            } else {
+                None
+            };
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return true,
+                Some((probe, outcome)) = inflight.next(), if !inflight.is_empty() => {
+                    backoff_until = None;
+                    self.conclude(probe, outcome, &mut rtt, &mut retries, &mut deferred, &mut window).await;
+                    if inflight.is_empty() && window < self.window && !deferred.is_empty() && outcome == Outcome::Exhausted {
+                        backoff_until = Some(Instant::now() + EXHAUSTED_BACKOFF);
+                    }
+                }
+                () = sleep_until_opt(wake), if wake.is_some() => {
+                    backoff_until = backoff_until.filter(|b| *b > Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Next index of this shard whose host is up (skipped ones are counted as done).
+    fn next_live_index(&self, next: &mut u64, total: u64) -> Option<u64> {
+        while *next < total {
+            let idx = self.perm.apply(*next);
+            *next += self.step;
+            if let Some(mask) = &self.sweep.alive {
+                let host = idx / self.sweep.ports.len() as u64;
+                if !mask.get(host) {
+                    self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                    self.stats.done.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
+            return Some(idx);
+        }
+        None
+    }
+
+    async fn conclude(
+        &self,
+        probe: Probe,
+        outcome: Outcome,
+        rtt: &mut RttEstimator,
+        retries: &mut BinaryHeap<Reverse<(Instant, Probe)>>,
+        deferred: &mut VecDeque<Probe>,
+        window: &mut usize,
+    ) {
+        let opts = &self.sweep.opts;
+        let (state, took) = match outcome {
+            Outcome::Open(d) => (PortState::Open, Some(d)),
+            Outcome::Closed(d) => (PortState::Closed, Some(d)),
+            Outcome::Unreachable(d) => (PortState::Unreachable, Some(d)),
+            Outcome::Exhausted => {
+                // Nothing was sent: put it back and shrink the window to what the system bears.
+                self.stats.exhausted.fetch_add(1, Ordering::Relaxed);
+                deferred.push_front(probe);
+                *window = (*window / 2).max(1);
+                return;
+            }
+            Outcome::TimedOut => {
+                let budget = if self.loss_seen.load(Ordering::Relaxed) {
+                    opts.max_retries.max(opts.retries)
+                } else {
+                    opts.retries
+                };
+                if probe.attempt < budget {
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let spacing = rtt.deadline(opts.min_timeout, opts.timeout);
+                    retries.push(Reverse((
+                        Instant::now() + spacing,
+                        Probe {
+                            attempt: probe.attempt + 1,
+                            ..probe
+                        },
+                    )));
+                    return;
+                }
+                (PortState::Filtered, None)
+            }
+        };
+        if *window < self.window {
+            *window += 1; // additive recovery after an exhaustion back-off
+        }
+        if matches!(state, PortState::Open | PortState::Closed) {
+            if let Some(d) = took {
+                rtt.sample(d);
+            }
+            if probe.attempt > 0 {
+                self.loss_seen.store(true, Ordering::Relaxed);
+            }
+        }
+        self.stats.count(state);
+        if opts.report.contains(state) {
+            let (addr, _) = self.socket_addr(probe.idx);
+            let result = ProbeResult {
+                ip: addr.ip(),
+                port: addr.port(),
+                state,
+                rtt: if state == PortState::Filtered {
+                    None
+                } else {
+                    took
+                },
+                attempts: probe.attempt + 1,
+                seen_at: SystemTime::now(),
+            };
+            // The receiver only goes away on shutdown; then the result has nowhere to go.
+            let _ = self.tx.send(result).await;
+        }
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adaptive_deadline_stays_within_bounds() {
+        let floor = Duration::from_millis(100);
+        let ceil = Duration::from_secs(1);
+        let mut e = RttEstimator::default();
+        assert_eq!(e.deadline(floor, ceil), ceil, "no samples: the ceiling");
+        for _ in 0..10 {
+            e.sample(Duration::from_micros(50));
+        }
+        assert_eq!(e.deadline(floor, ceil), floor);
+        for _ in 0..50 {
+            e.sample(Duration::from_millis(400));
+        }
+        let d = e.deadline(floor, ceil);
+        assert!(d > Duration::from_millis(400) && d <= ceil, "{d:?}");
+    }
+
+    #[test]
+    fn host_mask_sets_and_counts() {
+        let mut m = HostMask::new(130);
+        for i in [0, 63, 64, 129] {
+            m.set(i);
+        }
+        assert!(m.get(63) && m.get(129) && !m.get(1));
+        assert_eq!(m.count(), 4);
+    }
+
+    #[test]
+    fn state_filter() {
+        assert!(StateFilter::OPEN.contains(PortState::Open));
+        assert!(!StateFilter::OPEN.contains(PortState::Closed));
+        assert!(StateFilter::OPEN
+            .with(PortState::Closed)
+            .contains(PortState::Closed));
+        assert!(StateFilter::ALL.contains(PortState::Unreachable));
+    }
+}

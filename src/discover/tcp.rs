@@ -1,0 +1,69 @@
+//! One TCP connect probe: the smallest unit of the sweep.
+//!
+//! A connect scan needs no privilege and works through any network stack, at the price of a
+//! file descriptor per probe in flight. Every outcome the kernel can report is mapped to a
+//! closed set ([`Outcome`]); running out of descriptors or ephemeral ports is reported as
+//! [`Outcome::Exhausted`] so the engine can slow down and try the same probe again instead of
+//! losing it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpSocket;
+
+/// What one connect attempt observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handshake completed after this round trip.
+    Open(Duration),
+    /// Reset received after this round trip.
+    Closed(Duration),
+    /// The network reported the host unreachable after this long.
+    Unreachable(Duration),
+    /// Nothing came back before the deadline.
+    TimedOut,
+    /// The local system ran out of a resource (descriptors, ports, buffers); nothing was sent.
+    Exhausted,
+}
+
+/// Connect to `addr` with a deadline, then close at once with a reset (no TIME_WAIT left
+/// behind on either side, as nmap and masscan do).
+pub async fn connect(addr: SocketAddr, deadline: Duration) -> Outcome {
+    let sock = match if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    } {
+        Ok(s) => s,
+        Err(e) => return classify_error(&e, Duration::ZERO),
+    };
+    let start = Instant::now();
+    match tokio::time::timeout(deadline, sock.connect(addr)).await {
+        Ok(Ok(stream)) => {
+            let rtt = start.elapsed();
+            let _ = stream.set_zero_linger();
+            Outcome::Open(rtt)
+        }
+        Ok(Err(e)) => classify_error(&e, start.elapsed()),
+        Err(_) => Outcome::TimedOut,
+    }
+}
+
+fn classify_error(e: &io::Error, elapsed: Duration) -> Outcome {
+    match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => Outcome::Closed(elapsed),
+        Some(libc::ETIMEDOUT) => Outcome::TimedOut,
+        Some(
+            libc::EMFILE
+            | libc::ENFILE
+            | libc::ENOBUFS
+            | libc::ENOMEM
+            | libc::EADDRNOTAVAIL
+            | libc::EAGAIN,
+        ) => Outcome::Exhausted,
+        // EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, EACCES/EPERM (broadcast, firewall reject)
+        // and anything else: the network will not carry this probe.
+        _ => Outcome::Unreachable(elapsed),
+    }
+}

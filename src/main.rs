@@ -1,0 +1,64 @@
+//! The `mcp-scout` binary: parse arguments, set up logging, run, map the result to an exit
+//! code (0 found, 1 nothing found, 2 error).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mcp_scout::cli::{Cli, Command, LogFormat};
+use mcp_scout::scan::{self, ScanOutcome};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcp-scout: error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(ScanOutcome::Found) => ExitCode::SUCCESS,
+        Ok(ScanOutcome::NothingFound) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("mcp-scout: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ScanOutcome> {
+    let shutdown = CancellationToken::new();
+    mcp_scout::shutdown::cancel_on_signal(shutdown.clone());
+    match cli.command {
+        Command::Scan(args) => Ok(scan::run(args, shutdown).await?),
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MCP_SCOUT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("mcp_scout={level},warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.without_time().init(),
+    }
+}
