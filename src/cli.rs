@@ -85,17 +85,17 @@ pub struct ScanArgs {
     /// Run sweeps larger than --max-targets.
     #[arg(long)]
     pub force: bool,
-    /// Connects in flight at once [default: from the descriptor limit, at most 16384].
+    /// Connects in flight at once [default: from the descriptor limit, at most 4096].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub concurrency: Option<u32>,
     /// Probes per second [default: unpaced on loopback, 5000 otherwise].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate: Option<u32>,
     /// Deadline of one connect attempt (the ceiling when adapted to measured round trips).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration, default_value = "1s")]
     pub timeout: Duration,
     /// Floor of the adaptive deadline; set equal to --timeout to disable adaptation.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration, default_value = "100ms")]
     pub min_timeout: Duration,
     /// Retries of a probe that timed out, spaced one deadline apart.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=20))]

@@ -4,6 +4,7 @@
 //! - [`icmp`]: echo-based host discovery that lets the sweep skip dead hosts;
 //! - [`local`]: the subnets attached to this machine, for `--local`.
 
+pub mod epoll;
 pub mod icmp;
 pub mod local;
 pub mod sweep;

@@ -1,4 +1,4 @@
-//! One TCP connect probe: the smallest unit of the sweep.
+//! What one TCP connect probe can conclude, and how kernel errors map to it.
 //!
 //! A connect scan needs no privilege and works through any network stack, at the price of a
 //! file descriptor per probe in flight. Every outcome the kernel can report is mapped to a
@@ -7,10 +7,7 @@
 //! losing it.
 
 use std::io;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
-use tokio::net::TcpSocket;
+use std::time::Duration;
 
 /// What one connect attempt observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,30 +24,7 @@ pub enum Outcome {
     Exhausted,
 }
 
-/// Connect to `addr` with a deadline, then close at once with a reset (no TIME_WAIT left
-/// behind on either side, as nmap and masscan do).
-pub async fn connect(addr: SocketAddr, deadline: Duration) -> Outcome {
-    let sock = match if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    } {
-        Ok(s) => s,
-        Err(e) => return classify_error(&e, Duration::ZERO),
-    };
-    let start = Instant::now();
-    match tokio::time::timeout(deadline, sock.connect(addr)).await {
-        Ok(Ok(stream)) => {
-            let rtt = start.elapsed();
-            let _ = stream.set_zero_linger();
-            Outcome::Open(rtt)
-        }
-        Ok(Err(e)) => classify_error(&e, start.elapsed()),
-        Err(_) => Outcome::TimedOut,
-    }
-}
-
-fn classify_error(e: &io::Error, elapsed: Duration) -> Outcome {
+pub(crate) fn classify_error(e: &io::Error, elapsed: Duration) -> Outcome {
     match e.raw_os_error() {
         Some(libc::ECONNREFUSED) => Outcome::Closed(elapsed),
         Some(libc::ETIMEDOUT) => Outcome::TimedOut,

@@ -1,0 +1,270 @@
+//! The sweep against real listeners on 127.x addresses: classification, every output
+//! format read back by a real parser, exit codes, Ctrl-C and descriptor exhaustion.
+
+mod common;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{ndjson_states, scout, stderr, stdout, wait_with_deadline, Listener};
+
+/// A port on which nothing listens at `ip` (bound once, then released).
+fn closed_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind(format!("{ip}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn open_and_closed_ports_are_classified_on_loopback() {
+    let l = Listener::bind("127.88.1.10:0");
+    let open = l.addr.port();
+    let closed = closed_port("127.88.1.11");
+    let ports = format!("{open},{closed}");
+    let out = scout(&[
+        "scan",
+        "127.88.1.8-12",
+        "-p",
+        &ports,
+        "--report",
+        "all",
+        "-o",
+        "ndjson",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut got = ndjson_states(&out);
+    got.sort();
+    assert_eq!(got.len(), 10, "each address×port exactly once: {got:?}");
+    for (ip, port, state) in got {
+        let want = if ip == "127.88.1.10" && port == open {
+            "open"
+        } else {
+            "closed"
+        };
+        assert_eq!(state, want, "{ip}:{port}");
+    }
+}
+
+#[test]
+fn nothing_found_exits_1_with_empty_stream() {
+    let closed = closed_port("127.88.2.1");
+    let out = scout(&[
+        "scan",
+        "127.88.2.1",
+        "-p",
+        &closed.to_string(),
+        "-o",
+        "ndjson",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn json_document_has_summary_and_documented_record_fields() {
+    let l = Listener::bind("127.88.3.1:0");
+    let p = l.addr.port().to_string();
+    let out = scout(&["scan", "127.88.3.0/30", "-p", &p, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["scan"]["probes_total"], 4);
+    assert_eq!(doc["scan"]["probes_done"], 4);
+    assert_eq!(doc["scan"]["open"], 1);
+    assert_eq!(doc["scan"]["closed"], 3);
+    assert_eq!(doc["scan"]["interrupted"], false);
+    let f = &doc["findings"].as_array().unwrap()[..];
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["ip"], "127.88.3.1");
+    assert_eq!(f[0]["port"].as_u64(), Some(u64::from(l.addr.port())));
+    assert_eq!(f[0]["state"], "open");
+    assert_eq!(f[0]["kind"], "open");
+    assert_eq!(f[0]["origins"], serde_json::json!(["sweep"]));
+    assert!(f[0]["rtt_ms"].as_f64().unwrap() >= 0.0);
+    let seen = f[0]["seen_at"].as_str().unwrap();
+    assert!(
+        seen.len() == 24 && seen.ends_with('Z') && &seen[10..11] == "T",
+        "{seen}"
+    );
+}
+
+#[test]
+fn csv_output_reads_back_with_a_csv_parser() {
+    let l = Listener::bind("127.88.4.1:0");
+    let p = l.addr.port();
+    let closed = closed_port("127.88.4.1");
+    let ports = format!("{p},{closed}");
+    let out = scout(&[
+        "scan",
+        "127.88.4.1",
+        "-p",
+        &ports,
+        "-o",
+        "csv",
+        "--report",
+        "all",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let mut rdr = csv::Reader::from_reader(&out.stdout[..]);
+    let headers = rdr.headers().unwrap().clone();
+    assert_eq!(
+        &headers,
+        vec!["ip", "port", "state", "rtt_ms", "kind", "origins", "seen_at"]
+    );
+    let mut rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    rows.sort_by_key(|r| r[1].parse::<u16>().unwrap());
+    assert_eq!(rows.len(), 2);
+    let open = rows.iter().find(|r| r[1] == *p.to_string()).unwrap();
+    assert_eq!((&open[2], &open[4], &open[5]), ("open", "open", "sweep"));
+    let closed_row = rows.iter().find(|r| r[1] == *closed.to_string()).unwrap();
+    assert_eq!((&closed_row[2], &closed_row[4]), ("closed", ""));
+}
+
+#[test]
+fn table_lists_open_ports_and_a_summary() {
+    let l = Listener::bind("127.88.5.1:0");
+    let p = l.addr.port().to_string();
+    let out = scout(&["scan", "127.88.5.1", "-p", &p]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.contains("ADDRESS") && text.contains("127.88.5.1") && text.contains(&p),
+        "{text}"
+    );
+    assert!(text.contains("1 open, 0 closed"), "{text}");
+    assert!(
+        out.stderr.is_empty(),
+        "no progress bar when stderr is not a terminal: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn target_files_and_excludes_combine() {
+    let l = Listener::bind("127.88.6.1:0");
+    let p = l.addr.port().to_string();
+    let dir = std::env::temp_dir().join(format!("mcp-scout-lo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("t.txt");
+    std::fs::write(&f, "# lab hosts\n127.88.6.1-3\n127.88.6.9, 127.88.6.10\n").unwrap();
+    let arg = format!("@{}", f.display());
+    let out = scout(&[
+        "scan",
+        &arg,
+        "--exclude",
+        "127.88.6.2,127.88.6.10",
+        "-p",
+        &p,
+        "--report",
+        "all",
+        "-o",
+        "ndjson",
+    ]);
+    let mut ips: Vec<String> = ndjson_states(&out)
+        .into_iter()
+        .map(|(ip, _, _)| ip)
+        .collect();
+    ips.sort();
+    assert_eq!(ips, ["127.88.6.1", "127.88.6.3", "127.88.6.9"]);
+}
+
+#[test]
+fn default_scan_is_localhost_on_the_mcp_ports() {
+    let out = scout(&["scan", "-o", "ndjson", "--report", "all"]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    let got = ndjson_states(&out);
+    assert_eq!(got.len(), 22, "127.0.0.1 and ::1 × 11 ports: {got:?}");
+    let mut ports: Vec<u16> = got
+        .iter()
+        .filter(|(ip, _, _)| ip == "127.0.0.1")
+        .map(|(_, p, _)| *p)
+        .collect();
+    ports.sort_unstable();
+    assert_eq!(
+        ports,
+        [3000, 3001, 5000, 6277, 8000, 8001, 8080, 8081, 8787, 8811, 9000]
+    );
+}
+
+#[test]
+fn ctrl_c_stops_and_still_prints_what_was_found() {
+    // Three listeners among ~28k paced probes: the scan would take ~14 s; it is interrupted
+    // as soon as the first listener sees a probe.
+    let ls: Vec<Listener> = (0..3).map(|_| Listener::bind("127.88.7.1:0")).collect();
+    let child = Command::new(common::bin())
+        .args([
+            "scan",
+            "127.88.7.1",
+            "-p",
+            "32768-60999",
+            "--rate",
+            "2000",
+            "-o",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    'wait: loop {
+        for l in &ls {
+            if l.accepted.recv_timeout(Duration::from_millis(20)).is_ok() {
+                break 'wait;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no listener was probed"
+        );
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let out = wait_with_deadline(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON after Ctrl-C");
+    assert_eq!(doc["scan"]["interrupted"], true);
+    assert!(doc["scan"]["probes_done"].as_u64() < doc["scan"]["probes_total"].as_u64());
+    assert!(!doc["findings"].as_array().unwrap().is_empty());
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+}
+
+#[test]
+fn running_out_of_descriptors_slows_down_but_loses_no_probe() {
+    let ls: Vec<Listener> = (0..5).map(|_| Listener::bind("127.88.8.1:0")).collect();
+    let child = Command::new("prlimit")
+        .args(["--nofile=40:40", "--"])
+        .arg(common::bin())
+        .args([
+            "scan",
+            "127.88.8.1",
+            "-p",
+            "32768-60999",
+            "--concurrency",
+            "2000",
+            "-o",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_with_deadline(child, Duration::from_secs(120));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["scan"]["probes_done"], doc["scan"]["probes_total"]);
+    assert_eq!(doc["scan"]["unreachable"], 0, "{err}");
+    let mut found: Vec<u64> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["port"].as_u64().unwrap())
+        .collect();
+    found.sort_unstable();
+    let mut want: Vec<u64> = ls.iter().map(|l| u64::from(l.addr.port())).collect();
+    want.sort_unstable();
+    assert_eq!(found, want);
+    assert!(err.contains("file descriptors"), "{err}");
+}
