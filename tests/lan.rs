@@ -1,0 +1,144 @@
+//! The sweep across the namespace LAN of scripts/testnet.sh: live, closed, filtered
+//! (blackholed) and dead hosts, ICMP host discovery inside a namespace, `--local`, and the
+//! fallback when ICMP is not permitted. Needs root (network namespaces).
+//!
+//! LAN: scanner 10.99.0.2, router 10.99.0.1 (blackholes 10.99.1.0/24), hosts 10.99.0.11..,
+//! nobody at 10.99.0.200-254. These addresses exist only inside the test's namespaces.
+
+mod common;
+use std::time::Duration;
+
+use common::{ndjson_states, require_root, scout_in_ns, stderr, Testnet};
+
+#[test]
+fn lan_classifies_open_closed_filtered_and_unreachable() {
+    if !require_root("lan_classifies_open_closed_filtered_and_unreachable") {
+        return;
+    }
+    let net = Testnet::up(2, &[]);
+    let _h1 = net.listen("h1", "10.99.0.11", &[3000, 8000]);
+    let _h2 = net.listen("h2", "10.99.0.12", &[8080]);
+    // A fixed 5 s deadline outlasts the ~3 s ARP failure, so the dead address is reported
+    // unreachable; the blackholed one never answers and is filtered.
+    let out = scout_in_ns(
+        &net.ns("scan"),
+        &[
+            "scan", "10.99.0.11-12", "10.99.0.250", "10.99.1.5", "-p", "3000,8000,8080", "--no-ping",
+            "--timeout", "5s", "--min-timeout", "5s", "--retries", "0", "--report", "all", "-o", "ndjson",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut got = ndjson_states(&out);
+    got.sort();
+    let want: Vec<(String, u16, String)> = [
+        ("10.99.0.11", 3000, "open"),
+        ("10.99.0.11", 8000, "open"),
+        ("10.99.0.11", 8080, "closed"),
+        ("10.99.0.12", 3000, "closed"),
+        ("10.99.0.12", 8000, "closed"),
+        ("10.99.0.12", 8080, "open"),
+        ("10.99.0.250", 3000, "unreachable"),
+        ("10.99.0.250", 8000, "unreachable"),
+        ("10.99.0.250", 8080, "unreachable"),
+        ("10.99.1.5", 3000, "filtered"),
+        ("10.99.1.5", 8000, "filtered"),
+        ("10.99.1.5", 8080, "filtered"),
+    ]
+    .iter()
+    .map(|(a, p, s)| (a.to_string(), *p, s.to_string()))
+    .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn icmp_discovery_in_a_namespace_skips_dead_hosts() {
+    if !require_root("icmp_discovery_in_a_namespace_skips_dead_hosts") {
+        return;
+    }
+    let net = Testnet::up(2, &[]);
+    let _h1 = net.listen("h1", "10.99.0.11", &[8000]);
+    let _h2 = net.listen("h2", "10.99.0.12", &[3000]);
+    let out = scout_in_ns(
+        &net.ns("scan"),
+        &["scan", "10.99.0.0/24", "-p", "3000,8000,8080", "-o", "json"],
+        Duration::from_secs(30),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &doc["scan"];
+    // Up: router .1, scanner .2, h1 .11, h2 .12.
+    assert_eq!(s["hosts_up"], 4, "{s}");
+    assert_eq!(s["skipped_host_down"], (256 - 4) * 3, "{s}");
+    assert_eq!(s["probes_done"], 256 * 3);
+    let mut found: Vec<(String, u64)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["ip"].as_str().unwrap().to_string(), f["port"].as_u64().unwrap()))
+        .collect();
+    found.sort();
+    assert_eq!(found, [("10.99.0.11".to_string(), 8000), ("10.99.0.12".to_string(), 3000)]);
+    assert!(!err.contains("ICMP"), "ICMP works as root: {err}");
+}
+
+#[test]
+fn without_icmp_permission_it_warns_once_and_sweeps_by_tcp() {
+    if !require_root("without_icmp_permission_it_warns_once_and_sweeps_by_tcp") {
+        return;
+    }
+    let net = Testnet::up(1, &[]);
+    let _h1 = net.listen("h1", "10.99.0.11", &[8000]);
+    // As nobody, with ping_group_range "1 0" in the namespace: no raw, no datagram ICMP.
+    let out = common::wait_with_deadline(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &net.ns("scan"), "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(common::bin())
+            .args(["scan", "10.99.0.10-12", "-p", "8000", "-o", "ndjson"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(30),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err.matches("ICMP echo is not permitted").count(), 1, "{err}");
+    let got = ndjson_states(&out);
+    assert_eq!(got, [("10.99.0.11".to_string(), 8000, "open".to_string())]);
+}
+
+#[test]
+fn local_sweeps_the_attached_subnet() {
+    if !require_root("local_sweeps_the_attached_subnet") {
+        return;
+    }
+    let net = Testnet::up(1, &[]);
+    let _h1 = net.listen("h1", "10.99.0.11", &[8811]);
+    let out = scout_in_ns(&net.ns("scan"), &["scan", "--local", "-p", "8811", "-o", "json"], Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["scan"]["targets"], serde_json::json!(["10.99.0.0/24"]));
+    assert_eq!(doc["findings"][0]["ip"], "10.99.0.11");
+    assert_eq!(doc["findings"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn unresolvable_hostname_is_a_warning_and_the_scan_goes_on() {
+    if !require_root("unresolvable_hostname_is_a_warning_and_the_scan_goes_on") {
+        return;
+    }
+    // Inside the scanner namespace no resolver is reachable, so the lookup fails locally.
+    let net = Testnet::up(1, &[]);
+    let _h1 = net.listen("h1", "10.99.0.11", &[8000]);
+    let out = scout_in_ns(
+        &net.ns("scan"),
+        &["scan", "no-such-host.invalid", "10.99.0.11", "-p", "8000", "-o", "ndjson"],
+        Duration::from_secs(60),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("no-such-host.invalid") && err.contains("does not resolve"), "{err}");
+    assert_eq!(ndjson_states(&out).len(), 1);
+}
