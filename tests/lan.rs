@@ -23,8 +23,23 @@ fn lan_classifies_open_closed_filtered_and_unreachable() {
     let out = scout_in_ns(
         &net.ns("scan"),
         &[
-            "scan", "10.99.0.11-12", "10.99.0.250", "10.99.1.5", "-p", "3000,8000,8080", "--no-ping",
-            "--timeout", "5s", "--min-timeout", "5s", "--retries", "0", "--report", "all", "-o", "ndjson",
+            "scan",
+            "10.99.0.11-12",
+            "10.99.0.250",
+            "10.99.1.5",
+            "-p",
+            "3000,8000,8080",
+            "--no-ping",
+            "--timeout",
+            "5s",
+            "--min-timeout",
+            "5s",
+            "--retries",
+            "0",
+            "--report",
+            "all",
+            "-o",
+            "ndjson",
         ],
         Duration::from_secs(30),
     );
@@ -76,10 +91,21 @@ fn icmp_discovery_in_a_namespace_skips_dead_hosts() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["ip"].as_str().unwrap().to_string(), f["port"].as_u64().unwrap()))
+        .map(|f| {
+            (
+                f["ip"].as_str().unwrap().to_string(),
+                f["port"].as_u64().unwrap(),
+            )
+        })
         .collect();
     found.sort();
-    assert_eq!(found, [("10.99.0.11".to_string(), 8000), ("10.99.0.12".to_string(), 3000)]);
+    assert_eq!(
+        found,
+        [
+            ("10.99.0.11".to_string(), 8000),
+            ("10.99.0.12".to_string(), 3000)
+        ]
+    );
     assert!(!err.contains("ICMP"), "ICMP works as root: {err}");
 }
 
@@ -93,7 +119,16 @@ fn without_icmp_permission_it_warns_once_and_sweeps_by_tcp() {
     // As nobody, with ping_group_range "1 0" in the namespace: no raw, no datagram ICMP.
     let out = common::wait_with_deadline(
         std::process::Command::new("ip")
-            .args(["netns", "exec", &net.ns("scan"), "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args([
+                "netns",
+                "exec",
+                &net.ns("scan"),
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+            ])
             .arg(common::bin())
             .args(["scan", "10.99.0.10-12", "-p", "8000", "-o", "ndjson"])
             .stdout(std::process::Stdio::piped())
@@ -104,7 +139,11 @@ fn without_icmp_permission_it_warns_once_and_sweeps_by_tcp() {
     );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert_eq!(err.matches("ICMP echo is not permitted").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("ICMP echo is not permitted").count(),
+        1,
+        "{err}"
+    );
     let got = ndjson_states(&out);
     assert_eq!(got, [("10.99.0.11".to_string(), 8000, "open".to_string())]);
 }
@@ -116,7 +155,11 @@ fn local_sweeps_the_attached_subnet() {
     }
     let net = Testnet::up(1, &[]);
     let _h1 = net.listen("h1", "10.99.0.11", &[8811]);
-    let out = scout_in_ns(&net.ns("scan"), &["scan", "--local", "-p", "8811", "-o", "json"], Duration::from_secs(30));
+    let out = scout_in_ns(
+        &net.ns("scan"),
+        &["scan", "--local", "-p", "8811", "-o", "json"],
+        Duration::from_secs(30),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["scan"]["targets"], serde_json::json!(["10.99.0.0/24"]));
@@ -134,11 +177,63 @@ fn unresolvable_hostname_is_a_warning_and_the_scan_goes_on() {
     let _h1 = net.listen("h1", "10.99.0.11", &[8000]);
     let out = scout_in_ns(
         &net.ns("scan"),
-        &["scan", "no-such-host.invalid", "10.99.0.11", "-p", "8000", "-o", "ndjson"],
+        &[
+            "scan",
+            "no-such-host.invalid",
+            "10.99.0.11",
+            "-p",
+            "8000",
+            "-o",
+            "ndjson",
+        ],
         Duration::from_secs(60),
     );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("no-such-host.invalid") && err.contains("does not resolve"), "{err}");
+    assert!(
+        err.contains("no-such-host.invalid") && err.contains("does not resolve"),
+        "{err}"
+    );
     assert_eq!(ndjson_states(&out).len(), 1);
+}
+
+#[test]
+fn lossy_lan_default_settings_find_every_open_port_from_a_cold_start() {
+    if !require_root("lossy_lan_default_settings_find_every_open_port_from_a_cold_start") {
+        return;
+    }
+    // 20 ms round trip, 2% loss each way (user-space forwarder here; netem where the kernel
+    // has it). A cold ARP cache is the hard case: it is where a shared ICMP client once lost
+    // every reply after the first dead host's send failed.
+    let net = Testnet::up(3, &["--delay-ms", "20", "--loss", "2"]);
+    let _l: Vec<_> = (1..=3)
+        .map(|h| {
+            net.listen(
+                &format!("h{h}"),
+                &format!("10.99.0.1{h}"),
+                &[3000, 8000, 8811],
+            )
+        })
+        .collect();
+    for run in 0..2 {
+        let flush = std::process::Command::new("ip")
+            .args(["-n", &net.ns("scan"), "neigh", "flush", "all"])
+            .status()
+            .unwrap();
+        assert!(flush.success());
+        let out = scout_in_ns(
+            &net.ns("scan"),
+            &["scan", "10.99.0.0/24", "-o", "json"],
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(0), "run {run}: {}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["scan"]["hosts_up"], 5, "run {run}: {}", doc["scan"]);
+        assert_eq!(
+            doc["findings"].as_array().unwrap().len(),
+            9,
+            "run {run}: {}",
+            doc["scan"]
+        );
+    }
 }

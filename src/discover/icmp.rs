@@ -18,7 +18,7 @@ use surge_ping::{Client, Config, PingIdentifier, PingSequence, SurgeError, ICMP}
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::sweep::HostMask;
+use super::sweep::{next_gate, HostMask};
 use crate::target::TargetSet;
 
 /// Echo requests per host, staggered: one lost request must not hide a live host.
@@ -82,8 +82,10 @@ pub async fn discover(
     shutdown: CancellationToken,
 ) -> Result<Discovery, IcmpError> {
     let mut mask = HostMask::new(targets.len());
-    let mut v4: Option<Client> = None;
-    let mut v6: Option<Client> = None;
+    // Shared through Arc, never cloned: every `Client` clone's Drop marks the shared reply
+    // map destroyed (surge-ping 0.8), which would fail every later ping with ClientDestroyed.
+    let mut v4: Option<Arc<Client>> = None;
+    let mut v6: Option<Arc<Client>> = None;
     let n = targets.len();
     stats.total.store(n, Ordering::Relaxed);
     let mut inflight = FuturesUnordered::new();
@@ -99,7 +101,8 @@ pub async fn discover(
     let ident_base: u16 = rand_u16();
 
     loop {
-        while inflight.len() < opts.concurrency && next < n {
+        let now = Instant::now();
+        while inflight.len() < opts.concurrency && next < n && gate <= now {
             if shutdown.is_cancelled() {
                 break;
             }
@@ -116,23 +119,23 @@ pub async fn discover(
                 IpAddr::V6(_) => client_for(&mut v6, ICMP::V6)?,
             };
             if let Some(iv) = interval {
-                let now = Instant::now();
-                if gate > now {
-                    tokio::time::sleep_until(gate).await;
-                }
-                gate = gate.max(now) + iv * u32::from(opts.attempts.max(1));
+                let iv = iv * u32::from(opts.attempts.max(1));
+                gate = next_gate(Some(gate.into_std()), now.into_std(), iv).into();
             }
             pinged += 1;
             let ident = PingIdentifier(ident_base.wrapping_add(i as u16));
             let o = opts.clone();
             inflight.push(async move { (i, ping_host(client, ip, ident, &o).await) });
         }
-        if inflight.is_empty() {
+        if inflight.is_empty() && (next >= n || shutdown.is_cancelled()) {
             break;
         }
+        // Paced and out of budget: wake when the gate opens, unless replies come first.
+        let paced = next < n && gate > now;
         tokio::select! {
             () = shutdown.cancelled() => break,
-            Some((i, res)) = inflight.next() => {
+            () = tokio::time::sleep_until(gate), if paced => {}
+            Some((i, res)) = inflight.next(), if !inflight.is_empty() => {
                 stats.done.fetch_add(1, Ordering::Relaxed);
                 match res {
                     HostReply::Up => {
@@ -160,12 +163,12 @@ pub async fn discover(
     })
 }
 
-fn client_for(slot: &mut Option<Client>, kind: ICMP) -> Result<Client, IcmpError> {
+fn client_for(slot: &mut Option<Arc<Client>>, kind: ICMP) -> Result<Arc<Client>, IcmpError> {
     if let Some(c) = slot {
         return Ok(c.clone());
     }
     let config = Config::builder().kind(kind).build();
-    let client = Client::new(&config).map_err(|e| IcmpError::Unavailable(e.to_string()))?;
+    let client = Arc::new(Client::new(&config).map_err(|e| IcmpError::Unavailable(e.to_string()))?);
     *slot = Some(client.clone());
     Ok(client)
 }
@@ -178,7 +181,7 @@ enum HostReply {
 
 /// Send `attempts` staggered echo requests; the first reply wins.
 async fn ping_host(
-    client: Client,
+    client: Arc<Client>,
     ip: IpAddr,
     ident: PingIdentifier,
     opts: &PingOptions,
@@ -202,7 +205,9 @@ async fn ping_host(
             Ok(_) => return HostReply::Up,
             Err(SurgeError::Timeout { .. }) => {}
             Err(SurgeError::IOError(e)) => failed = Some(e.to_string()),
-            Err(_) => {}
+            // Malformed replies and internal errors: not an answer, but worth seeing when
+            // debugging a discovery that finds too little.
+            Err(e) => tracing::debug!(%ip, "ping failed: {e}"),
         }
     }
     failed.map_or(HostReply::Silent, HostReply::SendFailed)

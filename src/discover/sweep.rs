@@ -68,6 +68,10 @@ const EXHAUSTED_BACKOFF: Duration = Duration::from_millis(10);
 /// Local failures (no descriptor, no port) one probe may meet before it is given up as
 /// unreachable; at EXHAUSTED_BACKOFF apart when idle this is about two seconds.
 const MAX_DEFERRALS: u8 = 200;
+/// Pacing debt a shard may catch up on at once. Sleeps have millisecond granularity, so
+/// at 20,000 probes/s a wake must send every probe that came due while asleep; the cap keeps
+/// a long stall (a full window) from turning into a burst above the configured rate.
+pub(crate) const PACING_BURST: Duration = Duration::from_millis(5);
 /// Longest a shard sleeps without checking for shutdown.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 /// Round-trip samples needed before the deadline adapts.
@@ -447,7 +451,7 @@ impl Shard {
                     done.push(concluded);
                 }
                 if let Some(iv) = self.interval {
-                    gate = Some(gate.map_or(now, |g| g.max(now)) + iv);
+                    gate = Some(next_gate(gate, now, iv));
                 }
                 if done.len() >= 64 {
                     break; // conclude synchronous answers before starting more
@@ -571,9 +575,39 @@ impl Shard {
     }
 }
 
+/// The send time of the next paced probe: one interval after the previous one, but never
+/// more than [`PACING_BURST`] in the past.
+pub(crate) fn next_gate(gate: Option<Instant>, now: Instant, interval: Duration) -> Instant {
+    let floor = now.checked_sub(PACING_BURST).unwrap_or(now);
+    gate.map_or(now, |g| g.max(floor)) + interval
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pacing_catches_up_after_a_coarse_sleep_but_not_beyond_the_burst() {
+        let iv = Duration::from_micros(100);
+        let t0 = Instant::now();
+        let mut gate = Some(next_gate(None, t0, iv));
+        // Asleep for 1 ms: ten probes are due at once.
+        let now = t0 + Duration::from_millis(1);
+        let mut sent = 1;
+        while gate.is_some_and(|g| g <= now) {
+            gate = Some(next_gate(gate, now, iv));
+            sent += 1;
+        }
+        assert_eq!(sent, 11);
+        // Stalled for a second: only the burst is caught up, not 10,000 probes.
+        let later = now + Duration::from_secs(1);
+        let mut burst = 0;
+        while gate.is_some_and(|g| g <= later) {
+            gate = Some(next_gate(gate, later, iv));
+            burst += 1;
+        }
+        assert_eq!(burst, 51);
+    }
 
     #[test]
     fn adaptive_deadline_stays_within_bounds() {

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit, property and integration tests (loopback
+# listeners and a network-namespace LAN; those need root, which CI has).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/setup.sh --deps
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked -- --test-threads "${TEST_THREADS:-4}"
+# Namespaces left behind by a crashed run would collide with the next one.
+leftover=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^mt[0-9]+x[0-9]+-' || true)
+if [[ -n "$leftover" ]]; then
+	echo "test: namespaces left behind: $leftover" >&2
+	exit 1
+fi
+echo "test: all passed" >&2
