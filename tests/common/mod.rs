@@ -183,7 +183,7 @@ impl Testnet {
     }
 
     /// Start TCP listeners on `ip` in namespace `name` for `ports`; returns once they listen.
-    pub fn listen(&self, name: &str, ip: &str, ports: &[u16]) -> Child {
+    pub fn listen(&self, name: &str, ip: &str, ports: &[u16]) -> Reaped {
         let ports: Vec<String> = ports.iter().map(ToString::to_string).collect();
         let code = format!(
             "import socket,selectors,sys\n\
@@ -209,7 +209,17 @@ impl Testnet {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line.trim(), "ready", "listener in {name} did not start");
-        child
+        Reaped(child)
+    }
+}
+
+/// A child process killed and reaped when dropped (no zombies, no strays).
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
