@@ -94,9 +94,10 @@ pub struct ScanArgs {
     /// Deadline of one connect attempt (the ceiling when adapted to measured round trips).
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration, default_value = "1s")]
     pub timeout: Duration,
-    /// Floor of the adaptive deadline; set equal to --timeout to disable adaptation.
-    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration, default_value = "100ms")]
-    pub min_timeout: Duration,
+    /// Floor of the adaptive deadline; set equal to --timeout to disable adaptation
+    /// [default: 100ms, or --timeout when that is lower].
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration)]
+    pub min_timeout: Option<Duration>,
     /// Retries of a probe that timed out, spaced one deadline apart.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=20))]
     pub retries: u8,

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ScanArgs;
 use crate::discover::icmp::{self, PingOptions, PingStats};
 use crate::discover::local;
+use crate::discover::sweep::DEFAULT_MIN_TIMEOUT;
 use crate::discover::sweep::{
     HostMask, StateFilter, Sweep, SweepError, SweepOptions, SweepStats, DEFAULT_LAN_RATE,
     FD_RESERVE, MAX_DEFAULT_CONCURRENCY,
@@ -111,12 +112,18 @@ struct ScanPlan {
 async fn plan(args: &ScanArgs) -> Result<ScanPlan, ScanError> {
     let ports = PortList::parse(&args.ports)?;
     let report = parse_report(&args.report)?;
-    if args.min_timeout > args.timeout {
-        return Err(ScanError::TimeoutOrder {
-            min: args.min_timeout,
-            max: args.timeout,
-        });
-    }
+    // An explicit floor above the ceiling is a contradiction; the default floor simply
+    // follows a low --timeout down.
+    let min_timeout = match args.min_timeout {
+        Some(min) if min > args.timeout => {
+            return Err(ScanError::TimeoutOrder {
+                min,
+                max: args.timeout,
+            })
+        }
+        Some(min) => min,
+        None => DEFAULT_MIN_TIMEOUT.min(args.timeout),
+    };
     let mut specs = args
         .targets
         .iter()
@@ -197,7 +204,7 @@ async fn plan(args: &ScanArgs) -> Result<ScanPlan, ScanError> {
             shards,
             rate,
             timeout: args.timeout,
-            min_timeout: args.min_timeout,
+            min_timeout,
             retries: args.retries,
             max_retries: args.max_retries,
             report,

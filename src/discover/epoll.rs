@@ -152,41 +152,51 @@ impl<T: Copy> Connector<T> {
         } else {
             ms
         };
-        // SAFETY: the events buffer is valid for EVENT_BATCH entries.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epfd.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                EVENT_BATCH as i32,
-                ms,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(());
-            }
-            return Err(e);
-        }
-        let answered_at = Instant::now();
-        for i in 0..n as usize {
-            let idx = self.events[i].u64 as u32;
-            let slot = &mut self.slots[idx as usize];
-            let Some(socket) = slot.socket.take() else {
-                continue;
+        // Fetch every ready event before expiring anything: a connect that completed but
+        // sat beyond the first batch must not be reported as timed out (under CPU
+        // starvation thousands can be ready at once).
+        let mut timeout_ms = ms;
+        loop {
+            // SAFETY: the events buffer is valid for EVENT_BATCH entries.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epfd.as_raw_fd(),
+                    self.events.as_mut_ptr(),
+                    EVENT_BATCH as i32,
+                    timeout_ms,
+                )
             };
-            let rtt = answered_at.saturating_duration_since(slot.started);
-            let outcome = match socket.take_error() {
-                Ok(None) => {
-                    let _ = socket.set_linger(Some(Duration::ZERO));
-                    Outcome::Open(rtt)
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    return Ok(());
                 }
-                Ok(Some(e)) | Err(e) => classify_error(&e, rtt),
-            };
-            out.push((slot.data, outcome));
-            drop(socket); // close also removes it from the epoll set
-            self.free.push(idx);
-            self.in_flight -= 1;
+                return Err(e);
+            }
+            let answered_at = Instant::now();
+            for i in 0..n as usize {
+                let idx = self.events[i].u64 as u32;
+                let slot = &mut self.slots[idx as usize];
+                let Some(socket) = slot.socket.take() else {
+                    continue;
+                };
+                let rtt = answered_at.saturating_duration_since(slot.started);
+                let outcome = match socket.take_error() {
+                    Ok(None) => {
+                        let _ = socket.set_linger(Some(Duration::ZERO));
+                        Outcome::Open(rtt)
+                    }
+                    Ok(Some(e)) | Err(e) => classify_error(&e, rtt),
+                };
+                out.push((slot.data, outcome));
+                drop(socket); // close also removes it from the epoll set
+                self.free.push(idx);
+                self.in_flight -= 1;
+            }
+            if (n as usize) < EVENT_BATCH {
+                break;
+            }
+            timeout_ms = 0;
         }
         let now = Instant::now();
         while let Some(Reverse((t, idx, generation))) = self.deadlines.peek().copied() {
