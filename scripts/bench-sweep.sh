@@ -545,11 +545,11 @@ sys.exit(0 if e == errno.ENETUNREACH and time.monotonic() - t < 0.5 else 1)' ||
 		probes=$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_network(sys.argv[1]).num_addresses)' "$cidr")
 		local tag=${cidr//[.\/]/_}
 		if have_scout; then
-			cmd="mcp-scout scan $cidr -p 8000 --no-fingerprint --no-ping --force --timeout 50ms --min-timeout 50ms -o ndjson ${extra[*]}"
+			cmd="mcp-scout scan $cidr -p 8000 --no-fingerprint --no-ping --force --timeout 50ms -o ndjson ${extra[*]}"
 			log "mem: $cmd"
 			ip netns exec "$ns" timeout -k 5 "$TOOL_TIMEOUT" /usr/bin/time -v -o "$d/scout.$tag.time" \
 				"$MCP_SCOUT_BIN" scan "$cidr" -p 8000 --no-fingerprint --no-ping --force --timeout 50ms \
-				--min-timeout 50ms -o ndjson "${extra[@]}" >"$d/scout.$tag.out" 2>"$d/scout.$tag.err" || log "mem: mcp-scout rc=$? on $cidr"
+				-o ndjson "${extra[@]}" >"$d/scout.$tag.out" 2>"$d/scout.$tag.err" || log "mem: mcp-scout rc=$? on $cidr"
 			rows+=("$(join_row "mcp-scout" "$cidr" "$probes" "$d/scout.$tag.time" "$d/scout.$tag.out")")
 		fi
 		# reference: the C loop (fixed memory: WINDOW slots)
@@ -571,8 +571,7 @@ sys.exit(0 if e == errno.ENETUNREACH and time.monotonic() - t < 0.5 else 1)' ||
 		printf '%-18s %-12s %9s %9s %12s %6s %4s\n' "$tool" "$cidr" "$probes" "${wall:-?}" "${rss:-?}" "$opens" "${rc:-?}"
 	done
 	have_scout || echo "  mcp-scout: skipped ($MCP_SCOUT_BIN not built)"
-	echo "  command: mcp-scout scan RANGE -p 8000 --no-fingerprint --no-ping --force --timeout 50ms --min-timeout 50ms -o ndjson${extra[*]:+ ${extra[*]}}"
-	echo "  (--min-timeout 50ms: the adaptive-deadline floor defaults to 100ms, above a 50ms --timeout)"
+	echo "  command: mcp-scout scan RANGE -p 8000 --no-fingerprint --no-ping --force --timeout 50ms -o ndjson${extra[*]:+ ${extra[*]}}"
 	echo "  reference: connect_loop -t 2 -w 1000 -T 50 -p 8000 RANGE"
 	echo "  (peak RSS from /usr/bin/time -v; 'open' should be 0)"
 	echo "raw outputs: $d"
