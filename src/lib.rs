@@ -25,6 +25,7 @@
 pub mod cli;
 pub mod discover;
 pub mod finding;
+pub mod fingerprint;
 pub mod output;
 pub mod permute;
 pub mod ports;

@@ -1,0 +1,1 @@
+//! Fingerprinting: tell MCP servers from everything else behind an open port.
