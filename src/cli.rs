@@ -31,8 +31,47 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Sweep addresses × ports and report what is open (localhost on the MCP ports by default).
+    /// Sweep addresses × ports and report the MCP servers found (localhost on the MCP ports by default).
     Scan(ScanArgs),
+    /// Fingerprint one endpoint (URL or host:port) and show every step and everything learned.
+    Probe(ProbeArgs),
+}
+
+/// Fingerprinting options shared by `scan` and `probe`.
+#[derive(Debug, Clone, Args)]
+pub struct FingerprintArgs {
+    /// HTTP paths tried on every open port, in order (comma-separated).
+    #[arg(long, value_name = "PATHS", value_delimiter = ',', default_value = "/mcp,/,/sse,/api/mcp,/mcp/v1,/v1/mcp")]
+    pub paths: Vec<String>,
+    /// Total time spent fingerprinting one endpoint.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub fingerprint_budget: Duration,
+    /// Deadline of one HTTP request (connect, TLS, headers and body).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3s")]
+    pub request_timeout: Duration,
+    /// Cap on one response body, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_body: u32,
+    /// Cap on bytes read from one event stream.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u32).range(1024..))]
+    pub sse_max_bytes: u32,
+    /// Cap on time spent reading one event stream.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
+    pub sse_max_time: Duration,
+}
+
+/// `mcp-scout probe` options.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// http://host:port/path, https://..., or host:port (then every path is tried).
+    #[arg(value_name = "URL|HOST:PORT")]
+    pub target: String,
+    /// Output: table is the human report; json, ndjson and csv give the same record as scan.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Fingerprinting limits.
+    #[command(flatten)]
+    pub fingerprint: FingerprintArgs,
 }
 
 /// Log formats.
@@ -113,9 +152,18 @@ pub struct ScanArgs {
     /// Port states to report: open (default), all, or a list of open,closed,filtered,unreachable.
     #[arg(long, value_name = "STATES", default_value = "open")]
     pub report: String,
-    /// Ports only: do not fingerprint open ports (fingerprinting is not built yet; this is the default).
+    /// Ports only: do not fingerprint open ports (every open port is listed, kind "open").
     #[arg(long)]
     pub no_fingerprint: bool,
+    /// Also list open ports that are not MCP servers (other HTTP services, non-HTTP ports).
+    #[arg(long)]
+    pub all: bool,
+    /// Endpoints fingerprinted at once.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub fingerprint_concurrency: u16,
+    /// Fingerprinting limits.
+    #[command(flatten)]
+    pub fingerprint: FingerprintArgs,
     /// Never draw the progress bar (it is drawn only when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,

@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::fingerprint::{AuthInfo, Fingerprint, HealthEndpoint, HttpInfo, Tool, Transport, Verdict};
+
 /// What a TCP connect probe concluded about one address×port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -34,29 +36,14 @@ impl PortState {
     }
 }
 
-/// What the endpoint behind an open port is. Only `open` exists until fingerprinting lands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// An open TCP port, not (yet) classified.
-    Open,
-}
-
-impl Kind {
-    /// The lowercase name used in every output format.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-        }
-    }
-}
-
 /// Which discovery source produced a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// The CIDR × port sweep.
     Sweep,
+    /// Named by the user (`probe URL`).
+    Static,
 }
 
 impl Origin {
@@ -64,6 +51,7 @@ impl Origin {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sweep => "sweep",
+            Self::Static => "static",
         }
     }
 }
@@ -85,7 +73,7 @@ pub struct ProbeResult {
     pub seen_at: SystemTime,
 }
 
-/// The output record (stable schema).
+/// The output record (stable schema, documented in README.md).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Record {
     /// Address (IPv4 or IPv6).
@@ -96,12 +84,45 @@ pub struct Record {
     pub state: PortState,
     /// Connect round-trip time in milliseconds (null when nothing answered).
     pub rtt_ms: Option<f64>,
-    /// What answers on an open port; null for ports that are not open.
-    pub kind: Option<Kind>,
+    /// What answers on an open port (`mcp`, `mcp-auth-required`, `mcp-likely`, `http`,
+    /// `open`); null for ports that are not open.
+    pub kind: Option<Verdict>,
     /// The sources that found it.
     pub origins: Vec<Origin>,
     /// RFC 3339 UTC time of the answer.
     pub seen_at: String,
+    /// The MCP endpoint (or the HTTP base URL).
+    pub url: Option<String>,
+    /// `streamable-http` or `sse`.
+    pub transport: Option<Transport>,
+    /// Negotiated protocol version.
+    pub protocol_version: Option<String>,
+    /// Every protocol version the server was seen to speak.
+    pub protocol_versions: Vec<String>,
+    /// `serverInfo.name`.
+    pub server_name: Option<String>,
+    /// `serverInfo.version`.
+    pub server_version: Option<String>,
+    /// Server instructions, trimmed.
+    pub instructions: Option<String>,
+    /// Advertised capabilities, as sent.
+    pub capabilities: Option<serde_json::Value>,
+    /// Tools: name, description, input schema hash.
+    pub tools: Vec<Tool>,
+    /// Resources listed, when advertised.
+    pub resources: Option<usize>,
+    /// Prompts listed, when advertised.
+    pub prompts: Option<usize>,
+    /// Authorization facts, when the endpoint demands a token.
+    pub auth: Option<AuthInfo>,
+    /// HTTP facts (scheme, status, Server, title, certificate).
+    pub http: Option<HttpInfo>,
+    /// MCP Mesh health endpoints that answered.
+    pub health: Vec<HealthEndpoint>,
+    /// Signals behind the verdict, strongest first.
+    pub evidence: Vec<String>,
+    /// Confidence in the verdict, 0 to 1 (null without fingerprinting).
+    pub confidence: Option<f32>,
 }
 
 impl From<&ProbeResult> for Record {
@@ -111,10 +132,52 @@ impl From<&ProbeResult> for Record {
             port: r.port,
             state: r.state,
             rtt_ms: r.rtt.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
-            kind: (r.state == PortState::Open).then_some(Kind::Open),
+            kind: (r.state == PortState::Open).then_some(Verdict::Open),
             origins: vec![Origin::Sweep],
             seen_at: rfc3339(r.seen_at),
+            url: None,
+            transport: None,
+            protocol_version: None,
+            protocol_versions: Vec::new(),
+            server_name: None,
+            server_version: None,
+            instructions: None,
+            capabilities: None,
+            tools: Vec::new(),
+            resources: None,
+            prompts: None,
+            auth: None,
+            http: None,
+            health: Vec::new(),
+            evidence: Vec::new(),
+            confidence: None,
         }
+    }
+}
+
+impl Record {
+    /// Fold a fingerprint into the record.
+    pub fn with_fingerprint(mut self, fp: Fingerprint) -> Self {
+        self.kind = Some(fp.verdict);
+        self.url = fp.url;
+        self.transport = fp.transport;
+        if let Some(m) = fp.mcp {
+            self.protocol_version = m.protocol_version;
+            self.protocol_versions = m.protocol_versions;
+            self.server_name = m.server_name;
+            self.server_version = m.server_version;
+            self.instructions = m.instructions;
+            self.capabilities = m.capabilities;
+            self.tools = m.tools;
+            self.resources = m.resources;
+            self.prompts = m.prompts;
+            self.health = m.health;
+        }
+        self.auth = fp.auth;
+        self.http = fp.http;
+        self.evidence = fp.evidence;
+        self.confidence = Some((fp.confidence * 100.0).round() / 100.0);
+        self
     }
 }
 
@@ -147,6 +210,8 @@ mod tests {
         assert_eq!(v["state"], "open");
         assert_eq!(v["rtt_ms"], 1.234);
         assert_eq!(v["kind"], "open");
+        assert!(v["tools"].as_array().unwrap().is_empty());
+        assert!(v["url"].is_null() && v["confidence"].is_null());
         assert_eq!(v["origins"][0], "sweep");
         assert_eq!(v["seen_at"], "2023-11-14T22:13:20.123Z");
     }

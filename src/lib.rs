@@ -28,6 +28,7 @@ pub mod finding;
 pub mod fingerprint;
 pub mod output;
 pub mod permute;
+pub mod probe;
 pub mod ports;
 pub mod scan;
 pub mod shutdown;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mcp_scout::cli::{Cli, Command, LogFormat};
 use mcp_scout::scan::{self, ScanOutcome};
+use mcp_scout::probe;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -37,6 +38,11 @@ async fn run(cli: Cli) -> anyhow::Result<ScanOutcome> {
     mcp_scout::shutdown::cancel_on_signal(shutdown.clone());
     match cli.command {
         Command::Scan(args) => Ok(scan::run(args, shutdown).await?),
+        Command::Probe(args) => Ok(if probe::run(args, shutdown).await? {
+            ScanOutcome::Found
+        } else {
+            ScanOutcome::NothingFound
+        }),
     }
 }
 

@@ -4,12 +4,15 @@
 //! This is glue: it owns no network logic. Raw arguments ([`ScanArgs`]) become typed values
 //! ([`ScanPlan`]) here, so the engines never see a string.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ScanArgs;
@@ -20,10 +23,11 @@ use crate::discover::sweep::{
     HostMask, StateFilter, Sweep, SweepError, SweepOptions, SweepStats, DEFAULT_LAN_RATE,
     FD_RESERVE, MAX_DEFAULT_CONCURRENCY,
 };
-use crate::finding::{rfc3339, PortState, Record};
+use crate::finding::{rfc3339, PortState, ProbeResult, Record};
+use crate::fingerprint::{Fingerprint, Fingerprinter, ProbeTarget};
 use crate::output::{progress, ResultWriter, Summary, WriteError};
 use crate::ports::{PortList, PortSpecError};
-use crate::target::{self, AddrRange, TargetError, TargetSet, TargetSpec};
+use crate::target::{self, TargetError, TargetSet, TargetSpec};
 
 /// Targets swept when none are given: the local machine.
 pub const DEFAULT_TARGETS: &[&str] = &["127.0.0.1", "::1"];
@@ -74,6 +78,9 @@ pub enum ScanError {
     /// Results could not be written.
     #[error(transparent)]
     Write(WriteError),
+    /// Bad fingerprinting options, or the HTTP client could not be built.
+    #[error(transparent)]
+    Fingerprint(#[from] crate::probe::ProbeError),
 }
 
 /// How the scan ended.
@@ -217,6 +224,12 @@ async fn plan(args: &ScanArgs) -> Result<ScanPlan, ScanError> {
 /// Run `mcp-scout scan`.
 pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutcome, ScanError> {
     let plan = plan(&args).await?;
+    let fingerprinter = if args.no_fingerprint {
+        None
+    } else {
+        let opts = crate::probe::fingerprint_options(&args.fingerprint)?;
+        Some(Fingerprinter::new(opts).map_err(crate::probe::ProbeError::from)?)
+    };
     let started = SystemTime::now();
     let clock = Instant::now();
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
@@ -284,18 +297,65 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
     let engine = tokio::spawn(sweep.run(tx, stats.clone(), engine_stop.clone()));
 
     let mut writer = ResultWriter::new(args.output, std::io::stdout().lock());
-    let mut found = 0u64;
-    let mut write_err = None;
-    while let Some(res) = rx.recv().await {
-        found += 1;
-        if write_err.is_none() {
-            if let Err(e) = writer.push(Record::from(&res)) {
-                // Stop the engine: nobody reads what it finds any more.
-                engine_stop.cancel();
-                write_err = Some(e);
-            }
+    let fingerprinter = match &fingerprinter {
+        Some(f) => Some(f.clone()),
+        None => None,
+    };
+    summary.fingerprinted = fingerprinter.is_some();
+    let mut emit = Emitter {
+        writer: &mut writer,
+        all: args.all || fingerprinter.is_none(),
+        found: 0,
+        error: None,
+        summary: &mut summary,
+    };
+    // Fingerprints run beside the sweep, at most `fingerprint_concurrency` at once; waiting
+    // for a permit stops reading results, which backs pressure up into the sweep.
+    let permits = Arc::new(tokio::sync::Semaphore::new(usize::from(args.fingerprint_concurrency)));
+    let mut tasks: JoinSet<(ProbeResult, Fingerprint)> = JoinSet::new();
+    let mut pending: HashMap<tokio::task::Id, ProbeResult> = HashMap::new();
+    let mut sweep_done = false;
+    loop {
+        tokio::select! {
+            res = rx.recv(), if !sweep_done => match res {
+                Some(res) if res.state == PortState::Open && fingerprinter.is_some() => {
+                    let fp = fingerprinter.clone().expect("checked above");
+                    let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                    let target = ProbeTarget { addr: SocketAddr::new(res.ip, res.port), https: None, path: None };
+                    let handle = tasks.spawn(async move {
+                        let _permit = permit;
+                        let f = fp.fingerprint(&target).await;
+                        (res, f)
+                    });
+                    pending.insert(handle.id(), res);
+                }
+                Some(res) => emit.record(Record::from(&res)),
+                None => sweep_done = true,
+            },
+            Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
+                Ok((id, (res, f))) => {
+                    pending.remove(&id);
+                    emit.record(Record::from(&res).with_fingerprint(f));
+                }
+                Err(e) => {
+                    // Aborted on shutdown (or panicked): the open port is still reported.
+                    if let Some(res) = pending.remove(&e.id()) {
+                        let mut r = Record::from(&res);
+                        r.evidence.push("interrupted before fingerprinting finished".into());
+                        emit.record_unfiltered(r);
+                    }
+                }
+            },
+            () = shutdown.cancelled(), if !tasks.is_empty() => tasks.abort_all(),
+            else => break,
+        }
+        if emit.error.is_some() {
+            engine_stop.cancel();
+            tasks.abort_all();
         }
     }
+    let found = emit.found;
+    let write_err = emit.error.take();
     let interrupted = match engine.await {
         Ok(r) => r?,
         Err(_) => true,
@@ -348,7 +408,33 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
     })
 }
 
-/// Kept for callers that want a plain range list (tests, later issues).
-pub fn ranges_of(set: &TargetSet) -> Vec<AddrRange> {
-    set.ranges().to_vec()
+/// Sends records to the writer, hiding non-MCP open ports unless `--all`, and counting.
+struct Emitter<'a, W: std::io::Write> {
+    writer: &'a mut ResultWriter<W>,
+    all: bool,
+    found: u64,
+    error: Option<WriteError>,
+    summary: &'a mut Summary,
+}
+
+impl<W: std::io::Write> Emitter<'_, W> {
+    fn record(&mut self, r: Record) {
+        if let (Some(kind), Some(_)) = (r.kind, r.confidence) {
+            self.summary.kinds.add(kind);
+            if !self.all && !kind.is_mcp() {
+                self.summary.not_listed += 1;
+                return;
+            }
+        }
+        self.record_unfiltered(r);
+    }
+
+    fn record_unfiltered(&mut self, r: Record) {
+        self.found += 1;
+        if self.error.is_none() {
+            if let Err(e) = self.writer.push(r) {
+                self.error = Some(e);
+            }
+        }
+    }
 }

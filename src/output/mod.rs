@@ -6,13 +6,15 @@
 //! error: [`WriteError::Closed`] tells the caller to stop quietly.
 
 pub mod progress;
+pub mod report;
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
-use crate::finding::{PortState, Record};
+use crate::finding::Record;
+use crate::fingerprint::Verdict;
 
 /// Writing results failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,40 @@ pub struct Summary {
     pub retries: u64,
     /// Whether the scan was stopped early (Ctrl-C).
     pub interrupted: bool,
+    /// Whether open ports were fingerprinted.
+    pub fingerprinted: bool,
+    /// Open ports by verdict (when fingerprinted).
+    pub kinds: KindCounts,
+    /// Open ports fingerprinted as not MCP and left out (pass --all to list them).
+    pub not_listed: u64,
+}
+
+/// Open ports by fingerprint verdict.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KindCounts {
+    /// Confirmed MCP servers.
+    pub mcp: u64,
+    /// MCP servers demanding authorization.
+    pub mcp_auth_required: u64,
+    /// Probable MCP servers.
+    pub mcp_likely: u64,
+    /// Other HTTP services.
+    pub http: u64,
+    /// Not HTTP.
+    pub open: u64,
+}
+
+impl KindCounts {
+    /// Count one verdict.
+    pub fn add(&mut self, v: Verdict) {
+        *match v {
+            Verdict::Mcp => &mut self.mcp,
+            Verdict::McpAuthRequired => &mut self.mcp_auth_required,
+            Verdict::McpLikely => &mut self.mcp_likely,
+            Verdict::Http => &mut self.http,
+            Verdict::Open => &mut self.open,
+        } += 1;
+    }
 }
 
 /// Writes records in one format.
@@ -80,7 +116,7 @@ pub struct ResultWriter<W: Write> {
     wrote_header: bool,
 }
 
-const CSV_HEADER: &str = "ip,port,state,rtt_ms,kind,origins,seen_at";
+const CSV_HEADER: &str = "ip,port,state,rtt_ms,kind,url,transport,protocol_version,server_name,server_version,tool_count,tools,auth_required,confidence,origins,seen_at";
 
 impl<W: Write> ResultWriter<W> {
     /// A writer of `format` into `out`.
@@ -119,9 +155,26 @@ impl<W: Write> ResultWriter<W> {
         Ok(())
     }
 
+    /// Write a single record's document (for `probe`): JSON is the bare record.
+    pub fn finish_single(mut self) -> Result<(), WriteError> {
+        match self.format {
+            OutputFormat::Json => {
+                if let Some(r) = self.buffered.first() {
+                    serde_json::to_writer_pretty(&mut self.out, r).map_err(io::Error::from)?;
+                    self.out.write_all(b"\n")?;
+                }
+            }
+            OutputFormat::Csv => self.csv_header()?,
+            OutputFormat::Ndjson | OutputFormat::Table => {}
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+
     /// Write what was kept, and the summary where the format has room for it.
     pub fn finish(mut self, summary: &Summary) -> Result<(), WriteError> {
-        self.buffered.sort_by_key(|r| (r.ip, r.port));
+        // MCP servers first (verdicts order strongest first), then by address.
+        self.buffered.sort_by_key(|r| (r.kind.unwrap_or(Verdict::Open), r.ip, r.port));
         match self.format {
             OutputFormat::Ndjson => {}
             OutputFormat::Csv => self.csv_header()?,
@@ -147,12 +200,23 @@ impl<W: Write> ResultWriter<W> {
 
 fn csv_row(r: &Record) -> String {
     let origins: Vec<&str> = r.origins.iter().map(|o| o.as_str()).collect();
+    let tools: Vec<&str> = r.tools.iter().map(|t| t.name.as_str()).collect();
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     [
         r.ip.to_string(),
         r.port.to_string(),
         r.state.as_str().to_string(),
         r.rtt_ms.map(|v| v.to_string()).unwrap_or_default(),
         r.kind.map(|k| k.as_str().to_string()).unwrap_or_default(),
+        opt(&r.url),
+        r.transport.map(|t| t.as_str().to_string()).unwrap_or_default(),
+        opt(&r.protocol_version),
+        opt(&r.server_name),
+        opt(&r.server_version),
+        if r.confidence.is_some() { r.tools.len().to_string() } else { String::new() },
+        tools.join(";"),
+        r.auth.as_ref().map(|a| a.required.to_string()).unwrap_or_default(),
+        r.confidence.map(|c| c.to_string()).unwrap_or_default(),
         origins.join(";"),
         r.seen_at.clone(),
     ]
@@ -172,53 +236,83 @@ fn csv_field(s: &str) -> String {
 
 fn write_table<W: Write>(out: &mut W, recs: &[Record], s: &Summary) -> io::Result<()> {
     if recs.is_empty() {
-        writeln!(out, "No ports found in state(s) asked for.")?;
+        writeln!(out, "Nothing found.")?;
+    } else if s.fingerprinted {
+        let rows: Vec<Vec<String>> = recs.iter().map(fingerprint_row).collect();
+        aligned(out, &["KIND", "ENDPOINT", "TRANSPORT", "PROTOCOL", "SERVER", "TOOLS", "AUTH"], &rows)?;
     } else {
-        let rows: Vec<[String; 5]> = recs
+        let rows: Vec<Vec<String>> = recs
             .iter()
             .map(|r| {
-                [
+                vec![
                     r.ip.to_string(),
                     r.port.to_string(),
                     r.state.as_str().to_string(),
-                    r.rtt_ms
-                        .map_or_else(|| "-".into(), |v| format!("{v:.2} ms")),
+                    r.rtt_ms.map_or_else(|| "-".into(), |v| format!("{v:.2} ms")),
                     r.kind.map_or("-", |k| k.as_str()).to_string(),
                 ]
             })
             .collect();
-        let head = ["ADDRESS", "PORT", "STATE", "RTT", "KIND"];
-        let mut w = head.map(str::len);
-        for row in &rows {
-            for (i, c) in row.iter().enumerate() {
-                w[i] = w[i].max(c.len());
-            }
-        }
-        let line = |cells: [&str; 5]| {
-            format!(
-                "{:<w0$}  {:>w1$}  {:<w2$}  {:>w3$}  {}",
-                cells[0],
-                cells[1],
-                cells[2],
-                cells[3],
-                cells[4],
-                w0 = w[0],
-                w1 = w[1],
-                w2 = w[2],
-                w3 = w[3]
-            )
-        };
-        writeln!(out, "{}", line(head))?;
-        for row in &rows {
-            writeln!(
-                out,
-                "{}",
-                line([&row[0], &row[1], &row[2], &row[3], &row[4]])
-            )?;
-        }
+        aligned(out, &["ADDRESS", "PORT", "STATE", "RTT", "KIND"], &rows)?;
     }
     writeln!(out)?;
     writeln!(out, "{}", summary_line(s))
+}
+
+fn fingerprint_row(r: &Record) -> Vec<String> {
+    let dash = || "-".to_string();
+    let endpoint = r.url.clone().unwrap_or_else(|| match r.ip {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]:{}", r.port),
+        std::net::IpAddr::V4(v4) => format!("{v4}:{}", r.port),
+    });
+    let server = match (&r.server_name, &r.server_version) {
+        (Some(n), Some(v)) => format!("{n} {v}"),
+        (Some(n), None) => n.clone(),
+        _ => r
+            .http
+            .as_ref()
+            .and_then(|h| h.title.clone().or_else(|| h.server.clone()))
+            .unwrap_or_else(dash),
+    };
+    let kind = r.kind.map_or(Verdict::Open, |k| k);
+    vec![
+        r.kind.map_or("-", |k| k.as_str()).to_string(),
+        endpoint,
+        r.transport.map_or_else(dash, |t| t.as_str().to_string()),
+        r.protocol_version.clone().unwrap_or_else(dash),
+        server,
+        if kind == Verdict::Mcp { r.tools.len().to_string() } else { dash() },
+        match &r.auth {
+            Some(a) if a.required => "required".into(),
+            _ if kind == Verdict::Mcp => "none".into(),
+            _ => dash(),
+        },
+    ]
+}
+
+fn aligned<W: Write>(out: &mut W, head: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, c) in row.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<width$}  ", width = w[i]));
+            }
+        }
+        l.trim_end().to_string()
+    };
+    writeln!(out, "{}", line(head.to_vec()))?;
+    for row in rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
 }
 
 /// One human line: counts, time and rate.
@@ -239,6 +333,16 @@ pub fn summary_line(s: &Summary) -> String {
         s.duration_s,
         rate
     );
+    if s.fingerprinted {
+        let k = &s.kinds;
+        line.push_str(&format!(
+            " · {} MCP, {} MCP (auth required), {} MCP (likely), {} other HTTP, {} not HTTP",
+            k.mcp, k.mcp_auth_required, k.mcp_likely, k.http, k.open
+        ));
+        if s.not_listed > 0 {
+            line.push_str(&format!(" ({} not listed: --all)", s.not_listed));
+        }
+    }
     if let Some(up) = s.hosts_up {
         line.push_str(&format!(
             " · {up} hosts up, {} probes skipped (host down)",
@@ -251,26 +355,23 @@ pub fn summary_line(s: &Summary) -> String {
     line
 }
 
-/// Whether `state` is worth a line by default.
-pub fn is_finding(state: PortState) -> bool {
-    state == PortState::Open
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finding::{Kind, Origin};
+    use crate::finding::ProbeResult;
+    use std::time::{Duration, SystemTime};
 
     fn rec(port: u16) -> Record {
-        Record {
+        let mut r = Record::from(&ProbeResult {
             ip: "10.0.0.1".parse().unwrap(),
             port,
             state: PortState::Open,
-            rtt_ms: Some(0.5),
-            kind: Some(Kind::Open),
-            origins: vec![Origin::Sweep],
-            seen_at: "2026-01-01T00:00:00.000Z".into(),
-        }
+            rtt: Some(Duration::from_micros(500)),
+            attempts: 1,
+            seen_at: SystemTime::now(),
+        });
+        r.seen_at = "2026-01-01T00:00:00.000Z".into();
+        r
     }
 
     #[test]

@@ -1,0 +1,399 @@
+//! Streamable HTTP (2025-03-26 and later) and the modern era (2026-07-28).
+//!
+//! One POST of `initialize` to the path says most of what there is to know: a valid result
+//! confirms MCP; a 401 leads to the authorization check ([`super::auth`]); an error that
+//! hints at the modern era (-32020, -32022, `supported`) is re-probed with `server/discover`;
+//! SDK-specific transport errors (406 demanding `text/event-stream`, missing-session 400s,
+//! 421/403 Host rejections, `Mcp-Session-Id` on an error) make a server `mcp-likely`.
+//! A confirmed server is then asked for its tools (and resources and prompts where
+//! advertised), whether it also speaks the modern era, and its session is closed with DELETE:
+//! Python servers keep probe sessions forever otherwise.
+
+use serde_json::{json, Value};
+use url::Url;
+
+use super::http::{Request, Stream, StreamCaps};
+use super::jsonrpc::{self, Expect, Reply};
+use super::sse::{SseLimits, SseParser};
+use super::{trim_text, Ctx, McpInfo, PathOutcome, Tool, Transport, ASK_VERSION, MODERN_VERSION};
+
+/// `tools/list` pages followed at most: enough for any real server, bounded for a hostile one.
+const MAX_TOOL_PAGES: usize = 5;
+/// Body text kept for signal matching and the report.
+const SNIPPET: usize = 300;
+
+/// What one JSON-RPC POST returned.
+pub(crate) struct RpcReply {
+    pub(crate) status: u16,
+    pub(crate) media: String,
+    pub(crate) session: Option<String>,
+    pub(crate) location: Option<String>,
+    pub(crate) www_authenticate: Vec<String>,
+    pub(crate) reply: Option<Reply>,
+    /// The start of the body as text, for transport-error signals.
+    pub(crate) snippet: String,
+}
+
+/// The `Accept` every POST sends: Streamable HTTP servers refuse requests without both.
+pub(crate) const ACCEPT: &str = "application/json, text/event-stream";
+
+pub(crate) fn rpc(id: u64, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+fn initialize(id: u64) -> Value {
+    rpc(
+        id,
+        "initialize",
+        json!({
+            "protocolVersion": ASK_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "mcp-scout", "version": env!("CARGO_PKG_VERSION")}
+        }),
+    )
+}
+
+fn modern_params() -> Value {
+    json!({"_meta": {
+        "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+        "io.modelcontextprotocol/clientCapabilities": {}
+    }})
+}
+
+/// Read one JSON-RPC reply from a response that is either a JSON body or an event stream,
+/// stopping at the first response (server notifications and requests before it are skipped).
+pub(crate) async fn read_reply(stream: &mut Stream, expect: Expect) -> (Option<Reply>, String) {
+    let media = stream.media_type();
+    let mut snippet = String::new();
+    if media == "text/event-stream" {
+        let mut parser = SseParser::new(SseLimits::default());
+        while let Some(chunk) = stream.next_chunk().await {
+            if snippet.len() < SNIPPET {
+                snippet.push_str(&String::from_utf8_lossy(&chunk[..chunk.len().min(SNIPPET)]));
+            }
+            let Ok(events) = parser.push(&chunk) else { break };
+            for ev in events {
+                let r = jsonrpc::classify(ev.data.as_bytes(), expect);
+                if !matches!(r, Reply::NotJsonRpc | Reply::Malformed(_)) {
+                    return (Some(r), snippet);
+                }
+            }
+        }
+        return (None, snippet);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next_chunk().await {
+        body.extend_from_slice(&chunk);
+    }
+    snippet = String::from_utf8_lossy(&body[..body.len().min(SNIPPET)]).into_owned();
+    if body.is_empty() {
+        return (None, snippet);
+    }
+    (Some(jsonrpc::classify(&body, expect)), snippet)
+}
+
+/// POST one JSON-RPC message and read its reply.
+pub(crate) async fn post(ctx: &mut Ctx<'_>, label: &str, req: Request, expect: Expect) -> Option<RpcReply> {
+    if !ctx.has_time() {
+        ctx.log(label, "skipped: endpoint budget spent");
+        return None;
+    }
+    let caps = StreamCaps {
+        max_bytes: ctx.http.limits().max_body,
+        max_time: ctx.http.limits().request_timeout,
+    };
+    let mut stream = match ctx.http.open_stream(&req, caps).await {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.log(label, e.to_string());
+            return None;
+        }
+    };
+    if ctx.cert.is_none() {
+        ctx.cert.clone_from(&stream.cert);
+    }
+    let (reply, snippet) = read_reply(&mut stream, expect).await;
+    let out = RpcReply {
+        status: stream.status,
+        media: stream.media_type(),
+        session: stream.header("mcp-session-id").map(str::to_string),
+        location: stream.header("location").map(str::to_string),
+        www_authenticate: stream
+            .headers
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect(),
+        reply,
+        snippet,
+    };
+    ctx.log(label, describe(&out));
+    Some(out)
+}
+
+fn describe(r: &RpcReply) -> String {
+    let mut s = format!("{} {}", r.status, if r.media.is_empty() { "(no body type)" } else { &r.media });
+    if let Some(sid) = &r.session {
+        s.push_str(&format!(", Mcp-Session-Id {sid}"));
+    }
+    match &r.reply {
+        Some(Reply::Initialize(i)) => s.push_str(&format!(
+            " → initialize result: protocolVersion {}, server {} {}",
+            i.protocol_version, i.server_name, i.server_version
+        )),
+        Some(Reply::Discover(d)) => s.push_str(&format!(" → server/discover result: versions {:?}", d.supported_versions)),
+        Some(Reply::Tools(t)) => s.push_str(&format!(" → {} tools", t.tools.len())),
+        Some(Reply::Listing { count, .. }) => s.push_str(&format!(" → {count} items")),
+        Some(Reply::Error(e)) => s.push_str(&format!(" → JSON-RPC error {}: {}", e.code, trim_text(&e.message))),
+        Some(Reply::OtherResult) => s.push_str(" → a JSON-RPC result that is not an MCP handshake"),
+        Some(Reply::NotJsonRpc) => s.push_str(" → JSON, not JSON-RPC"),
+        Some(Reply::Malformed(why)) => s.push_str(&format!(" → unparseable body: {why}")),
+        None if !r.snippet.is_empty() => s.push_str(&format!(" → {:?}", trim_snippet(&r.snippet))),
+        None => {}
+    }
+    s
+}
+
+fn trim_snippet(s: &str) -> String {
+    let t: String = s.chars().take(120).collect();
+    t.replace(['\r', '\n'], " ")
+}
+
+fn headers(req: Request, version: Option<&str>, session: Option<&str>) -> Request {
+    let mut req = req.header("accept", ACCEPT);
+    if let Some(v) = version {
+        req = req.header("mcp-protocol-version", v);
+    }
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    req
+}
+
+/// Probe `url` with Streamable HTTP. Returns the outcome and, for a 3xx, where it points.
+pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> (PathOutcome, Option<Url>) {
+    let id = ctx.next_id();
+    let req = headers(Request::new(reqwest::Method::POST, url.clone()).json(&initialize(id)), None, None);
+    let label = format!("POST {} initialize ({ASK_VERSION})", url.path());
+    let Some(r) = post(ctx, &label, req, Expect::Initialize).await else {
+        return (PathOutcome::Nothing, None);
+    };
+    if (300..400).contains(&r.status) {
+        let next = r.location.as_deref().and_then(|l| url.join(l).ok());
+        return (PathOutcome::Nothing, next);
+    }
+    if r.status == 401 {
+        return (super::auth::challenge(ctx, url, &r.www_authenticate).await, None);
+    }
+    match &r.reply {
+        Some(Reply::Initialize(info)) if info.known_version => {
+            let mut mcp = McpInfo {
+                protocol_version: Some(info.protocol_version.clone()),
+                protocol_versions: vec![info.protocol_version.clone()],
+                server_name: Some(info.server_name.clone()),
+                server_version: Some(info.server_version.clone()),
+                capabilities: Some(info.capabilities.clone()),
+                instructions: info.instructions.as_deref().map(trim_text),
+                stateful: r.session.is_some(),
+                ..McpInfo::default()
+            };
+            ctx.evidence.push(format!(
+                "initialize on {} returned a valid result (protocolVersion {}, serverInfo {} {})",
+                url.path(),
+                info.protocol_version,
+                info.server_name,
+                info.server_version
+            ));
+            explore(ctx, url, &mut mcp, r.session.as_deref()).await;
+            if let Some(v) = discover_versions(ctx, url).await {
+                for v in v {
+                    if !mcp.protocol_versions.contains(&v) {
+                        mcp.protocol_versions.push(v);
+                    }
+                }
+            }
+            return (
+                PathOutcome::Confirmed {
+                    url: url.clone(),
+                    transport: Transport::StreamableHttp,
+                    info: mcp,
+                },
+                None,
+            );
+        }
+        Some(Reply::Error(e)) if e.is_modern_era_hint() => {
+            ctx.evidence.push(format!(
+                "initialize on {} was refused with a modern-era hint (code {}); re-probed with server/discover",
+                url.path(),
+                e.code
+            ));
+            if let Some(outcome) = modern(ctx, url).await {
+                return (outcome, None);
+            }
+        }
+        _ => {}
+    }
+    if let Some(reason) = sdk_signal(&r) {
+        return (
+            PathOutcome::Likely {
+                url: url.clone(),
+                reason: format!("{}: {reason}", url.path()),
+            },
+            None,
+        );
+    }
+    weak_signals(ctx, url, &r);
+    (PathOutcome::Nothing, None)
+}
+
+/// SDK-specific transport errors: strong, but short of a handshake.
+pub(crate) fn sdk_signal(r: &RpcReply) -> Option<String> {
+    let body = r.snippet.as_str();
+    let has = |needle: &str| body.to_ascii_lowercase().contains(&needle.to_ascii_lowercase());
+    if r.status == 406 && has("not acceptable") && has("text/event-stream") {
+        return Some("406 Not Acceptable demanding text/event-stream (MCP SDK transport)".into());
+    }
+    if r.status == 421 && has("invalid host") {
+        return Some("421 Invalid Host header: an MCP SDK server that restricts its Host header".into());
+    }
+    if r.status == 403 && has("invalid host") {
+        return Some("403 Invalid Host: an MCP SDK server that restricts its Host header".into());
+    }
+    if r.status == 400
+        && (has("missing session id")
+            || has("mcp-session-id header is required")
+            || has("no valid session id")
+            || has("unsupported protocol version"))
+    {
+        return Some(format!("400 with an MCP session/version error: {:?}", trim_snippet(body)));
+    }
+    if r.status >= 400 && r.session.is_some() {
+        return Some(format!("{} error reply carrying Mcp-Session-Id", r.status));
+    }
+    if let Some(Reply::Error(e)) = &r.reply {
+        if e.id == Value::String("server-error".into()) {
+            return Some(format!("JSON-RPC error with id \"server-error\" (Python MCP SDK): {}", trim_text(&e.message)));
+        }
+    }
+    None
+}
+
+fn weak_signals(ctx: &mut Ctx<'_>, url: &Url, r: &RpcReply) {
+    let p = url.path();
+    match (&r.reply, r.status) {
+        (_, 404) => {}
+        (_, 405) => ctx.evidence.push(format!("{p}: POST answered 405 (weak)")),
+        (Some(Reply::Error(e)), _) => ctx.evidence.push(format!(
+            "{p}: a JSON-RPC 2.0 error ({}: {}) without MCP transport signals: JSON-RPC, not MCP (weak)",
+            e.code,
+            trim_text(&e.message)
+        )),
+        (Some(Reply::OtherResult), _) => ctx.evidence.push(format!("{p}: a JSON-RPC result that is not an MCP handshake")),
+        (Some(Reply::Initialize(i)), _) => ctx.evidence.push(format!(
+            "{p}: initialize-shaped result with unknown protocolVersion {:?}: not accepted as MCP",
+            i.protocol_version
+        )),
+        (Some(Reply::Malformed(why)), _) => ctx.evidence.push(format!("{p}: unparseable body ({why})")),
+        (None, _) if r.media == "text/event-stream" => {
+            ctx.evidence.push(format!("{p}: an event stream without a JSON-RPC reply (weak)"));
+        }
+        _ => {}
+    }
+}
+
+/// After a handshake: initialized notification, tools, resources, prompts, then DELETE.
+async fn explore(ctx: &mut Ctx<'_>, url: &Url, mcp: &mut McpInfo, session: Option<&str>) {
+    let version = mcp.protocol_version.clone();
+    let v = version.as_deref();
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let req = headers(Request::new(reqwest::Method::POST, url.clone()).json(&note), v, session);
+    let _ = ctx.send(&format!("POST {} notifications/initialized", url.path()), &req).await;
+
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_TOOL_PAGES {
+        let id = ctx.next_id();
+        let params = cursor.as_ref().map_or_else(|| json!({}), |c| json!({"cursor": c}));
+        let req = headers(Request::new(reqwest::Method::POST, url.clone()).json(&rpc(id, "tools/list", params)), v, session);
+        let Some(r) = post(ctx, &format!("POST {} tools/list", url.path()), req, Expect::Tools).await else { break };
+        let Some(Reply::Tools(page)) = r.reply else { break };
+        mcp.tools.extend(page.tools.iter().map(tool_of));
+        cursor = page.next_cursor.clone();
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let caps = mcp.capabilities.clone().unwrap_or(Value::Null);
+    for (cap, method, expect) in [("resources", "resources/list", Expect::Resources), ("prompts", "prompts/list", Expect::Prompts)] {
+        if caps.get(cap).is_none() {
+            continue;
+        }
+        let id = ctx.next_id();
+        let req = headers(Request::new(reqwest::Method::POST, url.clone()).json(&rpc(id, method, json!({}))), v, session);
+        if let Some(RpcReply { reply: Some(Reply::Listing { count, .. }), .. }) =
+            post(ctx, &format!("POST {} {method}", url.path()), req, expect).await
+        {
+            if cap == "resources" {
+                mcp.resources = Some(count);
+            } else {
+                mcp.prompts = Some(count);
+            }
+        }
+    }
+    if let Some(s) = session {
+        let req = headers(Request::new(reqwest::Method::DELETE, url.clone()), v, Some(s));
+        let _ = ctx.send(&format!("DELETE {} (close the probe session)", url.path()), &req).await;
+    }
+}
+
+pub(crate) fn tool_of(t: &jsonrpc::ToolInfo) -> Tool {
+    Tool {
+        name: t.name.clone(),
+        description: t.description.as_deref().map(trim_text),
+        input_schema_hash: t.input_schema_hash.map(|h| format!("{h:016x}")),
+    }
+}
+
+fn modern_request(ctx: &mut Ctx<'_>, url: &Url, method: &str) -> Request {
+    let id = ctx.next_id();
+    Request::new(reqwest::Method::POST, url.clone())
+        .json(&rpc(id, method, modern_params()))
+        .header("accept", ACCEPT)
+        .header("mcp-protocol-version", MODERN_VERSION)
+        .header("mcp-method", method)
+}
+
+/// Whether the server also speaks the modern era: its supported versions, if so.
+async fn discover_versions(ctx: &mut Ctx<'_>, url: &Url) -> Option<Vec<String>> {
+    let req = modern_request(ctx, url, "server/discover");
+    let r = post(ctx, &format!("POST {} server/discover ({MODERN_VERSION}, does it speak the modern era?)", url.path()), req, Expect::Discover).await?;
+    match r.reply {
+        Some(Reply::Discover(d)) => Some(d.supported_versions),
+        _ => None,
+    }
+}
+
+/// A modern-only server: `server/discover`, then `tools/list` in the same envelope.
+async fn modern(ctx: &mut Ctx<'_>, url: &Url) -> Option<PathOutcome> {
+    let req = modern_request(ctx, url, "server/discover");
+    let r = post(ctx, &format!("POST {} server/discover ({MODERN_VERSION})", url.path()), req, Expect::Discover).await?;
+    let Some(Reply::Discover(d)) = r.reply else { return None };
+    ctx.evidence.push(format!("server/discover on {} returned a valid result (versions {:?})", url.path(), d.supported_versions));
+    let mut mcp = McpInfo {
+        protocol_version: d.supported_versions.iter().max().cloned(),
+        protocol_versions: d.supported_versions.clone(),
+        server_name: d.server_name.clone(),
+        server_version: d.server_version.clone(),
+        capabilities: Some(d.capabilities.clone()),
+        instructions: d.instructions.as_deref().map(trim_text),
+        ..McpInfo::default()
+    };
+    let req = modern_request(ctx, url, "tools/list");
+    if let Some(RpcReply { reply: Some(Reply::Tools(page)), .. }) = post(ctx, &format!("POST {} tools/list ({MODERN_VERSION})", url.path()), req, Expect::Tools).await {
+        mcp.tools = page.tools.iter().map(tool_of).collect();
+    }
+    Some(PathOutcome::Confirmed {
+        url: url.clone(),
+        transport: Transport::StreamableHttp,
+        info: mcp,
+    })
+}
