@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup.sh --deps
+# Real MCP peers (official Python SDK 1.x and 2.x, TypeScript SDK) for the fingerprint tests.
+scripts/peers/setup.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked -- --test-threads "${TEST_THREADS:-4}"

@@ -41,7 +41,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct FingerprintArgs {
     /// HTTP paths tried on every open port, in order (comma-separated).
-    #[arg(long, value_name = "PATHS", value_delimiter = ',', default_value = "/mcp,/,/sse,/api/mcp,/mcp/v1,/v1/mcp")]
+    #[arg(
+        long,
+        value_name = "PATHS",
+        value_delimiter = ',',
+        default_value = "/mcp,/,/sse,/api/mcp,/mcp/v1,/v1/mcp"
+    )]
     pub paths: Vec<String>,
     /// Total time spent fingerprinting one endpoint.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]

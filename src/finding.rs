@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::fingerprint::{AuthInfo, Fingerprint, HealthEndpoint, HttpInfo, Tool, Transport, Verdict};
+use crate::fingerprint::{
+    AuthInfo, Fingerprint, HealthEndpoint, HttpInfo, Tool, Transport, Verdict,
+};
 
 /// What a TCP connect probe concluded about one address×port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

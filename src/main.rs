@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mcp_scout::cli::{Cli, Command, LogFormat};
-use mcp_scout::scan::{self, ScanOutcome};
 use mcp_scout::probe;
+use mcp_scout::scan::{self, ScanOutcome};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{FingerprintArgs, OutputFormat, ProbeArgs};
 use crate::finding::{Origin, PortState, ProbeResult, Record};
 use crate::fingerprint::http::HttpLimits;
-use crate::fingerprint::{Fingerprinter, FingerprintOptions, ProbeTarget};
+use crate::fingerprint::{FingerprintOptions, Fingerprinter, ProbeTarget};
 use crate::output::{report, ResultWriter, WriteError};
 
 /// Forms accepted for a probe target, quoted in errors.
@@ -31,7 +31,9 @@ pub enum ProbeError {
         reason: String,
     },
     /// A `--paths` item is malformed.
-    #[error("invalid --paths item {0:?}: a path starts with '/' and has no spaces, for example /mcp")]
+    #[error(
+        "invalid --paths item {0:?}: a path starts with '/' and has no spaces, for example /mcp"
+    )]
     Path(String),
     /// The hostname did not resolve.
     #[error("cannot resolve {host:?}: {reason}")]
@@ -98,7 +100,10 @@ fn parse_target(t: &str) -> Result<Named, ProbeError> {
         };
         let u = url::Url::parse(t).map_err(|e| bad(&e.to_string()))?;
         let host = u.host_str().ok_or_else(|| bad("no host"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let port = u.port_or_known_default().ok_or_else(|| bad("no port"))?;
         // A path is "named" only when the user typed one: `http://h:8000` walks the list.
         let path = rest.contains('/').then(|| {
@@ -117,16 +122,24 @@ fn parse_target(t: &str) -> Result<Named, ProbeError> {
         });
     }
     let (host, port) = if let Some(rest) = t.strip_prefix('[') {
-        let (h, p) = rest.split_once("]:").ok_or_else(|| bad("an IPv6 address needs brackets and a port: [::1]:8000"))?;
+        let (h, p) = rest
+            .split_once("]:")
+            .ok_or_else(|| bad("an IPv6 address needs brackets and a port: [::1]:8000"))?;
         (h.to_string(), p)
     } else {
-        let (h, p) = t.rsplit_once(':').ok_or_else(|| bad("a port is required"))?;
+        let (h, p) = t
+            .rsplit_once(':')
+            .ok_or_else(|| bad("a port is required"))?;
         if h.contains(':') {
             return Err(bad("an IPv6 address needs brackets: [::1]:8000"));
         }
         (h.to_string(), p)
     };
-    let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(|| bad("the port must be 1-65535"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| bad("the port must be 1-65535"))?;
     if host.is_empty() {
         return Err(bad("no host"));
     }
@@ -142,10 +155,13 @@ async fn resolve(host: &str, port: u16) -> Result<SocketAddr, ProbeError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
-    let mut addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| ProbeError::Resolve {
-        host: host.to_string(),
-        reason: e.to_string(),
-    })?;
+    let mut addrs =
+        tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| ProbeError::Resolve {
+                host: host.to_string(),
+                reason: e.to_string(),
+            })?;
     addrs.next().ok_or_else(|| ProbeError::Resolve {
         host: host.to_string(),
         reason: "no addresses".into(),
@@ -158,10 +174,16 @@ pub async fn run(args: ProbeArgs, shutdown: CancellationToken) -> Result<bool, P
     let opts = fingerprint_options(&args.fingerprint)?;
     let addr = resolve(&named.host, named.port).await?;
     let started = Instant::now();
-    let connect = tokio::time::timeout(opts.http.request_timeout, tokio::net::TcpStream::connect(addr)).await;
+    let connect = tokio::time::timeout(
+        opts.http.request_timeout,
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await;
     let (state, rtt) = match connect {
         Ok(Ok(_)) => (PortState::Open, Some(started.elapsed())),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => (PortState::Closed, Some(started.elapsed())),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            (PortState::Closed, Some(started.elapsed()))
+        }
         Ok(Err(_)) => (PortState::Unreachable, None),
         Err(_) => (PortState::Filtered, None),
     };
@@ -222,9 +244,15 @@ mod tests {
     #[test]
     fn parses_urls_and_host_ports() {
         let n = parse_target("http://127.0.0.1:8000/mcp").unwrap();
-        assert_eq!((n.host.as_str(), n.port, n.https, n.path.as_deref()), ("127.0.0.1", 8000, Some(false), Some("/mcp")));
+        assert_eq!(
+            (n.host.as_str(), n.port, n.https, n.path.as_deref()),
+            ("127.0.0.1", 8000, Some(false), Some("/mcp"))
+        );
         let n = parse_target("https://[::1]/x?y=1").unwrap();
-        assert_eq!((n.host.as_str(), n.port, n.path.as_deref()), ("::1", 443, Some("/x?y=1")));
+        assert_eq!(
+            (n.host.as_str(), n.port, n.path.as_deref()),
+            ("::1", 443, Some("/x?y=1"))
+        );
         let n = parse_target("http://10.0.0.1:3000").unwrap();
         assert_eq!(n.path, None, "no typed path: walk the list");
         let n = parse_target("[::1]:8000").unwrap();
@@ -235,9 +263,20 @@ mod tests {
 
     #[test]
     fn rejects_bad_targets_with_accepted_forms() {
-        for t in ["ftp://h/x", "127.0.0.1", "::1:80", "h:0", "h:99999", ":80", "[::1]80"] {
+        for t in [
+            "ftp://h/x",
+            "127.0.0.1",
+            "::1:80",
+            "h:0",
+            "h:99999",
+            ":80",
+            "[::1]80",
+        ] {
             let e = parse_target(t).unwrap_err().to_string();
-            assert!(e.contains("accepted forms") && e.contains(&format!("{t:?}")), "{t}: {e}");
+            assert!(
+                e.contains("accepted forms") && e.contains(&format!("{t:?}")),
+                "{t}: {e}"
+            );
         }
     }
 }

@@ -297,10 +297,6 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
     let engine = tokio::spawn(sweep.run(tx, stats.clone(), engine_stop.clone()));
 
     let mut writer = ResultWriter::new(args.output, std::io::stdout().lock());
-    let fingerprinter = match &fingerprinter {
-        Some(f) => Some(f.clone()),
-        None => None,
-    };
     summary.fingerprinted = fingerprinter.is_some();
     let mut emit = Emitter {
         writer: &mut writer,
@@ -311,7 +307,9 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
     };
     // Fingerprints run beside the sweep, at most `fingerprint_concurrency` at once; waiting
     // for a permit stops reading results, which backs pressure up into the sweep.
-    let permits = Arc::new(tokio::sync::Semaphore::new(usize::from(args.fingerprint_concurrency)));
+    let permits = Arc::new(tokio::sync::Semaphore::new(usize::from(
+        args.fingerprint_concurrency,
+    )));
     let mut tasks: JoinSet<(ProbeResult, Fingerprint)> = JoinSet::new();
     let mut pending: HashMap<tokio::task::Id, ProbeResult> = HashMap::new();
     let mut sweep_done = false;

@@ -24,6 +24,7 @@ fn lan_classifies_open_closed_filtered_and_unreachable() {
         &net.ns("scan"),
         &[
             "scan",
+            "--no-fingerprint",
             "10.99.0.11-12",
             "10.99.0.250",
             "10.99.1.5",
@@ -76,7 +77,15 @@ fn icmp_discovery_in_a_namespace_skips_dead_hosts() {
     let _h2 = net.listen("h2", "10.99.0.12", &[3000]);
     let out = scout_in_ns(
         &net.ns("scan"),
-        &["scan", "10.99.0.0/24", "-p", "3000,8000,8080", "-o", "json"],
+        &[
+            "scan",
+            "--no-fingerprint",
+            "10.99.0.0/24",
+            "-p",
+            "3000,8000,8080",
+            "-o",
+            "json",
+        ],
         Duration::from_secs(30),
     );
     let err = stderr(&out);
@@ -130,7 +139,15 @@ fn without_icmp_permission_it_warns_once_and_sweeps_by_tcp() {
                 "--",
             ])
             .arg(common::bin())
-            .args(["scan", "10.99.0.10-12", "-p", "8000", "-o", "ndjson"])
+            .args([
+                "scan",
+                "--no-fingerprint",
+                "10.99.0.10-12",
+                "-p",
+                "8000",
+                "-o",
+                "ndjson",
+            ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -157,7 +174,15 @@ fn local_sweeps_the_attached_subnet() {
     let _h1 = net.listen("h1", "10.99.0.11", &[8811]);
     let out = scout_in_ns(
         &net.ns("scan"),
-        &["scan", "--local", "-p", "8811", "-o", "json"],
+        &[
+            "scan",
+            "--no-fingerprint",
+            "--local",
+            "-p",
+            "8811",
+            "-o",
+            "json",
+        ],
         Duration::from_secs(30),
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -179,6 +204,7 @@ fn unresolvable_hostname_is_a_warning_and_the_scan_goes_on() {
         &net.ns("scan"),
         &[
             "scan",
+            "--no-fingerprint",
             "no-such-host.invalid",
             "10.99.0.11",
             "-p",
@@ -223,7 +249,7 @@ fn lossy_lan_default_settings_find_every_open_port_from_a_cold_start() {
         assert!(flush.success());
         let out = scout_in_ns(
             &net.ns("scan"),
-            &["scan", "10.99.0.0/24", "-o", "json"],
+            &["scan", "--no-fingerprint", "10.99.0.0/24", "-o", "json"],
             Duration::from_secs(60),
         );
         assert_eq!(out.status.code(), Some(0), "run {run}: {}", stderr(&out));

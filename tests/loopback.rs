@@ -24,6 +24,7 @@ fn open_and_closed_ports_are_classified_on_loopback() {
     let ports = format!("{open},{closed}");
     let out = scout(&[
         "scan",
+        "--no-fingerprint",
         "127.88.1.8-12",
         "-p",
         &ports,
@@ -51,6 +52,7 @@ fn nothing_found_exits_1_with_empty_stream() {
     let closed = closed_port("127.88.2.1");
     let out = scout(&[
         "scan",
+        "--no-fingerprint",
         "127.88.2.1",
         "-p",
         &closed.to_string(),
@@ -65,7 +67,15 @@ fn nothing_found_exits_1_with_empty_stream() {
 fn json_document_has_summary_and_documented_record_fields() {
     let l = Listener::bind("127.88.3.1:0");
     let p = l.addr.port().to_string();
-    let out = scout(&["scan", "127.88.3.0/30", "-p", &p, "-o", "json"]);
+    let out = scout(&[
+        "scan",
+        "--no-fingerprint",
+        "127.88.3.0/30",
+        "-p",
+        &p,
+        "-o",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     assert_eq!(doc["scan"]["probes_total"], 4);
@@ -96,6 +106,7 @@ fn csv_output_reads_back_with_a_csv_parser() {
     let ports = format!("{p},{closed}");
     let out = scout(&[
         "scan",
+        "--no-fingerprint",
         "127.88.4.1",
         "-p",
         &ports,
@@ -107,24 +118,57 @@ fn csv_output_reads_back_with_a_csv_parser() {
     assert_eq!(out.status.code(), Some(0));
     let mut rdr = csv::Reader::from_reader(&out.stdout[..]);
     let headers = rdr.headers().unwrap().clone();
-    assert_eq!(
-        &headers,
-        vec!["ip", "port", "state", "rtt_ms", "kind", "origins", "seen_at"]
-    );
-    let mut rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
-    rows.sort_by_key(|r| r[1].parse::<u16>().unwrap());
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name} column: {headers:?}"))
+    };
+    for name in [
+        "ip",
+        "port",
+        "state",
+        "rtt_ms",
+        "kind",
+        "url",
+        "transport",
+        "protocol_version",
+        "server_name",
+        "tool_count",
+        "origins",
+        "seen_at",
+    ] {
+        col(name);
+    }
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 2);
-    let open = rows.iter().find(|r| r[1] == *p.to_string()).unwrap();
-    assert_eq!((&open[2], &open[4], &open[5]), ("open", "open", "sweep"));
-    let closed_row = rows.iter().find(|r| r[1] == *closed.to_string()).unwrap();
-    assert_eq!((&closed_row[2], &closed_row[4]), ("closed", ""));
+    let open = rows
+        .iter()
+        .find(|r| r[col("port")] == *p.to_string())
+        .unwrap();
+    assert_eq!(
+        (
+            &open[col("state")],
+            &open[col("kind")],
+            &open[col("origins")]
+        ),
+        ("open", "open", "sweep")
+    );
+    let closed_row = rows
+        .iter()
+        .find(|r| r[col("port")] == *closed.to_string())
+        .unwrap();
+    assert_eq!(
+        (&closed_row[col("state")], &closed_row[col("kind")]),
+        ("closed", "")
+    );
 }
 
 #[test]
 fn table_lists_open_ports_and_a_summary() {
     let l = Listener::bind("127.88.5.1:0");
     let p = l.addr.port().to_string();
-    let out = scout(&["scan", "127.88.5.1", "-p", &p]);
+    let out = scout(&["scan", "--no-fingerprint", "127.88.5.1", "-p", &p]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(
@@ -150,6 +194,7 @@ fn target_files_and_excludes_combine() {
     let arg = format!("@{}", f.display());
     let out = scout(&[
         "scan",
+        "--no-fingerprint",
         &arg,
         "--exclude",
         "127.88.6.2,127.88.6.10",
@@ -170,7 +215,14 @@ fn target_files_and_excludes_combine() {
 
 #[test]
 fn default_scan_is_localhost_on_the_mcp_ports() {
-    let out = scout(&["scan", "-o", "ndjson", "--report", "all"]);
+    let out = scout(&[
+        "scan",
+        "--no-fingerprint",
+        "-o",
+        "ndjson",
+        "--report",
+        "all",
+    ]);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
     let got = ndjson_states(&out);
     assert_eq!(got.len(), 22, "127.0.0.1 and ::1 × 11 ports: {got:?}");
@@ -194,6 +246,7 @@ fn ctrl_c_stops_and_still_prints_what_was_found() {
     let child = Command::new(common::bin())
         .args([
             "scan",
+            "--no-fingerprint",
             "127.88.7.1",
             "-p",
             "32768-60999",
@@ -238,6 +291,7 @@ fn running_out_of_descriptors_slows_down_but_loses_no_probe() {
         .arg(common::bin())
         .args([
             "scan",
+            "--no-fingerprint",
             "127.88.8.1",
             "-p",
             "32768-60999",

@@ -65,9 +65,13 @@ pub const FD_RESERVE: u64 = 256;
 pub const MAX_DEFAULT_CONCURRENCY: usize = 4_096;
 /// Wait before trying again when descriptors ran out and nothing is in flight to free one.
 const EXHAUSTED_BACKOFF: Duration = Duration::from_millis(10);
-/// Local failures (no descriptor, no port) one probe may meet before it is given up as
-/// unreachable; at EXHAUSTED_BACKOFF apart when idle this is about two seconds.
+/// Times one probe may fail to bind a local address (EADDRNOTAVAIL) before it is given up
+/// as unreachable: ephemeral-port shortages pass, an address family this host cannot use
+/// does not. Descriptor shortages are never capped: they always pass.
 const MAX_DEFERRALS: u8 = 200;
+/// How long a shard may go without opening a single socket before it gives up with an error
+/// instead of waiting forever.
+const STALL_LIMIT: Duration = Duration::from_secs(10);
 /// Pacing debt a shard may catch up on at once. Sleeps have millisecond granularity, so
 /// at 20,000 probes/s a wake must send every probe that came due while asleep; the cap keeps
 /// a long stall (a full window) from turning into a burst above the configured rate.
@@ -244,6 +248,10 @@ pub enum SweepError {
     /// The probe space does not fit in 64 bits.
     #[error("the sweep has more than 2^64 probes")]
     TooLarge,
+    /// No socket could be opened for a long time: the descriptor limit is too low for
+    /// anything to run.
+    #[error("no socket could be opened for {0:?} (descriptor limit too low?); raise `ulimit -n` or lower --concurrency")]
+    NoDescriptors(Duration),
 }
 
 /// A sweep: what to probe and how.
@@ -298,7 +306,13 @@ impl Sweep {
         let perm = Arc::new(Permutation::new(total, self.opts.seed));
         let loss_seen = Arc::new(AtomicBool::new(false));
         let mut done_rx = Vec::new();
-        for k in 0..shards {
+        // Every shard's epoll instance is made before any shard starts: once one runs, it may
+        // take every descriptor left and starve a later shard's setup.
+        let connectors = (0..shards)
+            .map(|_| Connector::new())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SweepError::Worker)?;
+        for (k, conn) in (0..shards).zip(connectors) {
             let (done_tx, rx) = oneshot::channel();
             let shard = Shard {
                 sweep: self.clone(),
@@ -318,7 +332,7 @@ impl Sweep {
             std::thread::Builder::new()
                 .name(format!("sweep-{k}"))
                 .spawn(move || {
-                    let _ = done_tx.send(shard.drive());
+                    let _ = done_tx.send(shard.drive(conn));
                 })
                 .map_err(SweepError::Worker)?;
             done_rx.push(rx);
@@ -402,9 +416,8 @@ impl Shard {
     }
 
     /// Drive this shard's slice on the current thread; returns true when interrupted.
-    fn drive(self) -> Result<bool, SweepError> {
+    fn drive(self, mut conn: Connector<Probe>) -> Result<bool, SweepError> {
         let opts = &self.sweep.opts;
-        let mut conn: Connector<Probe> = Connector::new().map_err(SweepError::Worker)?;
         let mut st = ShardState {
             rtt: RttEstimator::default(),
             retries: BinaryHeap::new(),
@@ -417,6 +430,7 @@ impl Shard {
         let mut gate: Option<Instant> = None;
         let mut backoff_until: Option<Instant> = None;
         let mut done: Vec<(Probe, Outcome)> = Vec::with_capacity(1024);
+        let mut last_progress = Instant::now();
 
         let interrupted = loop {
             st.tally.flush(&self.stats);
@@ -481,10 +495,20 @@ impl Shard {
             backoff_until = backoff_until.filter(|b| *b > Instant::now());
             for (probe, outcome) in done.drain(..) {
                 self.conclude(&mut st, probe, outcome);
-                if outcome == Outcome::Exhausted && conn.in_flight() == 0 {
-                    // Nothing in flight will free a descriptor: wait a little instead.
-                    backoff_until = Some(Instant::now() + EXHAUSTED_BACKOFF);
+                if matches!(outcome, Outcome::Exhausted | Outcome::NoLocalAddress) {
+                    if conn.in_flight() == 0 {
+                        // Nothing in flight will free a descriptor: wait a little instead.
+                        backoff_until = Some(Instant::now() + EXHAUSTED_BACKOFF);
+                        if last_progress.elapsed() > STALL_LIMIT {
+                            return Err(SweepError::NoDescriptors(STALL_LIMIT));
+                        }
+                    }
+                } else {
+                    last_progress = Instant::now();
                 }
+            }
+            if conn.in_flight() > 0 {
+                last_progress = Instant::now(); // in-flight connects will free descriptors
             }
         };
         st.tally.flush(&self.stats);
@@ -513,20 +537,21 @@ impl Shard {
             Outcome::Open(d) => (PortState::Open, Some(d)),
             Outcome::Closed(d) => (PortState::Closed, Some(d)),
             Outcome::Unreachable(d) => (PortState::Unreachable, Some(d)),
-            Outcome::Exhausted if probe.deferrals < MAX_DEFERRALS => {
+            Outcome::Exhausted | Outcome::NoLocalAddress
+                if outcome == Outcome::Exhausted || probe.deferrals < MAX_DEFERRALS =>
+            {
                 // Nothing was sent: put it back and shrink the window to what the system bears.
                 st.tally.exhausted += 1;
                 st.deferred.push_front(Probe {
-                    deferrals: probe.deferrals + 1,
+                    deferrals: probe.deferrals.saturating_add(1),
                     ..probe
                 });
                 st.window = (st.window / 2).max(1);
                 return;
             }
-            // The same probe failed locally MAX_DEFERRALS times in a row: this is not a
-            // passing shortage but an address this host cannot send to (EADDRNOTAVAIL for
-            // an IPv6 address with IPv6 disabled, for example).
-            Outcome::Exhausted => (PortState::Unreachable, None),
+            // EADDRNOTAVAIL MAX_DEFERRALS times in a row: not a passing shortage but an
+            // address this host cannot send to (an IPv6 target with IPv6 disabled, say).
+            Outcome::Exhausted | Outcome::NoLocalAddress => (PortState::Unreachable, None),
             Outcome::TimedOut => {
                 let budget = if self.loss_seen.load(Ordering::Relaxed) {
                     opts.max_retries.max(opts.retries)

@@ -20,22 +20,20 @@ pub enum Outcome {
     Unreachable(Duration),
     /// Nothing came back before the deadline.
     TimedOut,
-    /// The local system ran out of a resource (descriptors, ports, buffers); nothing was sent.
+    /// The local system ran out of descriptors or buffers; nothing was sent. Always
+    /// transient while other connects are in flight.
     Exhausted,
+    /// No local address or port could be bound (EADDRNOTAVAIL): ephemeral ports ran out, or
+    /// this host cannot send to that address family at all.
+    NoLocalAddress,
 }
 
 pub(crate) fn classify_error(e: &io::Error, elapsed: Duration) -> Outcome {
     match e.raw_os_error() {
         Some(libc::ECONNREFUSED) => Outcome::Closed(elapsed),
         Some(libc::ETIMEDOUT) => Outcome::TimedOut,
-        Some(
-            libc::EMFILE
-            | libc::ENFILE
-            | libc::ENOBUFS
-            | libc::ENOMEM
-            | libc::EADDRNOTAVAIL
-            | libc::EAGAIN,
-        ) => Outcome::Exhausted,
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => Outcome::Exhausted,
+        Some(libc::EADDRNOTAVAIL | libc::EAGAIN) => Outcome::NoLocalAddress,
         // EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, EACCES/EPERM (broadcast, firewall reject)
         // and anything else: the network will not carry this probe.
         _ => Outcome::Unreachable(elapsed),

@@ -25,8 +25,16 @@ fn well_known(resource: &Url) -> Url {
 /// Whether the metadata's `resource` names the probed URL (trailing slashes aside, or a
 /// prefix of it on the same origin).
 fn corroborates(resource: &str, probed: &Url) -> bool {
-    let Ok(r) = Url::parse(resource) else { return false };
-    let norm = |u: &Url| format!("{}{}", u.origin().ascii_serialization(), u.path().trim_end_matches('/'));
+    let Ok(r) = Url::parse(resource) else {
+        return false;
+    };
+    let norm = |u: &Url| {
+        format!(
+            "{}{}",
+            u.origin().ascii_serialization(),
+            u.path().trim_end_matches('/')
+        )
+    };
     let (r, p) = (norm(&r), norm(probed));
     p == r || p.starts_with(&format!("{r}/"))
 }
@@ -34,7 +42,13 @@ fn corroborates(resource: &str, probed: &Url) -> bool {
 fn strings(v: &Value, key: &str) -> Vec<String> {
     v.get(key)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).take(32).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .take(32)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -45,43 +59,84 @@ pub(crate) async fn challenge(ctx: &mut Ctx<'_>, url: &Url, www: &[String]) -> P
         ctx.evidence.push(format!(
             "{}: 401 without a Bearer challenge ({}) (weak)",
             url.path(),
-            if www.is_empty() { "no WWW-Authenticate".to_string() } else { format!("{:?}", www) }
+            if www.is_empty() {
+                "no WWW-Authenticate".to_string()
+            } else {
+                format!("{:?}", www)
+            }
         ));
         return PathOutcome::Nothing;
     };
     let mut auth = AuthInfo {
         required: true,
-        scopes: bearer.scope.map(|s| s.split_whitespace().map(str::to_string).collect()).unwrap_or_default(),
+        scopes: bearer
+            .scope
+            .map(|s| s.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
         ..AuthInfo::default()
     };
     let meta_url = match bearer.resource_metadata.as_deref() {
         Some(m) => match url.join(m) {
             Ok(u) => u,
             Err(_) => {
-                ctx.evidence.push(format!("{}: resource_metadata {m:?} is not a URL", url.path()));
-                return PathOutcome::AuthRequired { url: url.clone(), auth, corroborated: false };
+                ctx.evidence.push(format!(
+                    "{}: resource_metadata {m:?} is not a URL",
+                    url.path()
+                ));
+                return PathOutcome::AuthRequired {
+                    url: url.clone(),
+                    auth,
+                    corroborated: false,
+                };
             }
         },
         None => well_known(url),
     };
     auth.resource_metadata = Some(meta_url.to_string());
     if !ctx.same_origin(&meta_url) {
-        ctx.evidence.push(format!("{}: 401 Bearer challenge; metadata at {meta_url} is off-host, not fetched", url.path()));
-        return PathOutcome::AuthRequired { url: url.clone(), auth, corroborated: false };
+        ctx.evidence.push(format!(
+            "{}: 401 Bearer challenge; metadata at {meta_url} is off-host, not fetched",
+            url.path()
+        ));
+        return PathOutcome::AuthRequired {
+            url: url.clone(),
+            auth,
+            corroborated: false,
+        };
     }
-    let req = Request::new(reqwest::Method::GET, meta_url.clone()).header("accept", "application/json");
-    let Some(r) = ctx.send(&format!("GET {} (RFC 9728 metadata)", meta_url.path()), &req).await else {
-        return PathOutcome::AuthRequired { url: url.clone(), auth, corroborated: false };
+    let req =
+        Request::new(reqwest::Method::GET, meta_url.clone()).header("accept", "application/json");
+    let Some(r) = ctx
+        .send(
+            &format!("GET {} (RFC 9728 metadata)", meta_url.path()),
+            &req,
+        )
+        .await
+    else {
+        return PathOutcome::AuthRequired {
+            url: url.clone(),
+            auth,
+            corroborated: false,
+        };
     };
-    let doc: Value = if r.status == 200 { serde_json::from_slice(&r.body).unwrap_or(Value::Null) } else { Value::Null };
-    let resource = doc.get("resource").and_then(Value::as_str).map(str::to_string);
+    let doc: Value = if r.status == 200 {
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    let resource = doc
+        .get("resource")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     auth.authorization_servers = strings(&doc, "authorization_servers");
     let scopes = strings(&doc, "scopes_supported");
     if !scopes.is_empty() {
         auth.scopes = scopes;
     }
     auth.resource.clone_from(&resource);
-    let corroborated = resource.as_deref().is_some_and(|res| corroborates(res, url));
+    let corroborated = resource
+        .as_deref()
+        .is_some_and(|res| corroborates(res, url));
     ctx.evidence.push(if corroborated {
         format!(
             "{}: 401 with an RFC 9728 challenge; its metadata names this resource ({})",
@@ -96,7 +151,11 @@ pub(crate) async fn challenge(ctx: &mut Ctx<'_>, url: &Url, www: &[String]) -> P
             resource
         )
     });
-    PathOutcome::AuthRequired { url: url.clone(), auth, corroborated }
+    PathOutcome::AuthRequired {
+        url: url.clone(),
+        auth,
+        corroborated,
+    }
 }
 
 #[cfg(test)]
@@ -106,7 +165,10 @@ mod tests {
     #[test]
     fn well_known_inserts_before_the_path() {
         let u = Url::parse("http://10.0.0.1:8000/mcp").unwrap();
-        assert_eq!(well_known(&u).as_str(), "http://10.0.0.1:8000/.well-known/oauth-protected-resource/mcp");
+        assert_eq!(
+            well_known(&u).as_str(),
+            "http://10.0.0.1:8000/.well-known/oauth-protected-resource/mcp"
+        );
     }
 
     #[test]

@@ -349,18 +349,24 @@ fn classify(e: &reqwest::Error, scheme: &str) -> HttpError {
     if lower.contains("invalid http")
         || lower.contains("parse")
         || lower.contains("invalid status")
-        || lower.contains("header")
-            && !lower.contains("timed out")
+        || lower.contains("header") && !lower.contains("timed out")
     {
         return HttpError::NotHttp(chain);
     }
-    if scheme == "https" && (lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake") || lower.contains("record")) {
+    if scheme == "https"
+        && (lower.contains("tls")
+            || lower.contains("certificate")
+            || lower.contains("handshake")
+            || lower.contains("record"))
+    {
         return HttpError::Tls(chain);
     }
     if e.is_connect() {
         return HttpError::Connect(chain);
     }
-    if lower.contains("connection closed before message completed") || lower.contains("incomplete message") {
+    if lower.contains("connection closed before message completed")
+        || lower.contains("incomplete message")
+    {
         return HttpError::NotHttp(chain);
     }
     HttpError::Other(chain)

@@ -52,7 +52,7 @@ pub const MAX_EMBEDDED_JSON_BYTES: usize = 16 * 1024;
 /// Most capability names kept when `capabilities` is too large to keep verbatim.
 pub const MAX_CAPABILITY_NAMES: usize = 64;
 /// Longest [`Reply::Malformed`] reason, in characters.
-const MAX_REASON_CHARS: usize = 120;
+pub const MAX_REASON_CHARS: usize = 120;
 /// Where the modern era puts `serverInfo` in a `server/discover` result.
 const SERVER_INFO_META_KEY: &str = "io.modelcontextprotocol/serverInfo";
 /// Modern era: the `Mcp-Method` header does not match the body.
@@ -229,9 +229,8 @@ pub fn classify(body: &[u8], expect: Expect) -> Reply {
     }
     // JSON-RPC 2.0: a response has an id (string, number, or null on errors) and exactly one of
     // `result` and `error`.
-    let id = match msg.get("id") {
-        Some(id @ (Value::String(_) | Value::Number(_) | Value::Null)) => id,
-        _ => return Reply::NotJsonRpc,
+    let Some(id @ (Value::String(_) | Value::Number(_) | Value::Null)) = msg.get("id") else {
+        return Reply::NotJsonRpc;
     };
     match (msg.get("result"), msg.get("error")) {
         (Some(_), None) if id.is_null() => Reply::NotJsonRpc,
@@ -554,31 +553,33 @@ mod tests {
 
     #[test]
     fn incomplete_handshakes_are_other_results() {
-        let cases: [(&str, Box<dyn FnOnce(&mut Map<String, Value>)>); 6] = [
+        // (what is wrong, the result field, its new value or `None` to remove it)
+        let cases = [
             (
                 "unknown version",
-                Box::new(|r| drop(r.insert("protocolVersion".into(), json!("2099-01-01")))),
+                "protocolVersion",
+                Some(json!("2099-01-01")),
             ),
-            (
-                "numeric version",
-                Box::new(|r| drop(r.insert("protocolVersion".into(), json!(20250618)))),
-            ),
-            ("no serverInfo", Box::new(|r| drop(r.remove("serverInfo")))),
+            ("numeric version", "protocolVersion", Some(json!(20250618))),
+            ("no serverInfo", "serverInfo", None),
             (
                 "serverInfo without version",
-                Box::new(|r| drop(r.insert("serverInfo".into(), json!({"name": "x"})))),
+                "serverInfo",
+                Some(json!({"name": "x"})),
             ),
             (
                 "capabilities not an object",
-                Box::new(|r| drop(r.insert("capabilities".into(), json!([])))),
+                "capabilities",
+                Some(json!([])),
             ),
-            (
-                "no capabilities",
-                Box::new(|r| drop(r.remove("capabilities"))),
-            ),
+            ("no capabilities", "capabilities", None),
         ];
-        for (what, edit) in cases {
-            assert_eq!(edited_init(edit), Reply::OtherResult, "{what}");
+        for (what, field, value) in cases {
+            let reply = edited_init(|r| match value {
+                Some(v) => drop(r.insert(field.into(), v)),
+                None => drop(r.remove(field)),
+            });
+            assert_eq!(reply, Reply::OtherResult, "{what}");
         }
     }
 

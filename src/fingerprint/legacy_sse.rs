@@ -11,8 +11,8 @@ use url::Url;
 use super::http::{Request, Stream, StreamCaps};
 use super::jsonrpc::{self, Expect, Reply};
 use super::sse::{SseEvent, SseLimits, SseParser};
-use super::streamable::{rpc, tool_of, ACCEPT};
-use super::{trim_text, Ctx, McpInfo, PathOutcome, Transport, ASK_VERSION};
+use super::streamable::{non_empty, rpc, tool_of, ACCEPT};
+use super::{trim_text, Ctx, McpInfo, PathOutcome, Transport};
 
 /// Reads events from an open stream, keeping what the parser buffered between calls.
 struct Events {
@@ -76,14 +76,23 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> PathOutcome {
         parser: SseParser::new(SseLimits::default()),
         queue: Default::default(),
     };
-    let first = tokio::time::timeout(limits.sse_max_time, events.next()).await.ok().flatten();
+    let first = tokio::time::timeout(limits.sse_max_time, events.next())
+        .await
+        .ok()
+        .flatten();
     let Some(first) = first else {
         ctx.log(&label, "200 text/event-stream, no event within the caps");
-        ctx.evidence.push(format!("{}: an event stream with no event (weak)", url.path()));
+        ctx.evidence.push(format!(
+            "{}: an event stream with no event (weak)",
+            url.path()
+        ));
         return PathOutcome::Nothing;
     };
     if first.event != "endpoint" {
-        ctx.log(&label, format!("200 text/event-stream, first event {:?}", first.event));
+        ctx.log(
+            &label,
+            format!("200 text/event-stream, first event {:?}", first.event),
+        );
         ctx.evidence.push(format!(
             "{}: an event stream whose first event is {:?}, not \"endpoint\" (weak)",
             url.path(),
@@ -92,16 +101,28 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> PathOutcome {
         return PathOutcome::Nothing;
     }
     let data = first.data.trim();
-    ctx.log(&label, format!("200 text/event-stream, event: endpoint {data:?}"));
+    ctx.log(
+        &label,
+        format!("200 text/event-stream, event: endpoint {data:?}"),
+    );
     let Ok(endpoint) = url.join(data) else {
-        ctx.evidence.push(format!("{}: endpoint event {data:?} is not a URL", url.path()));
+        ctx.evidence.push(format!(
+            "{}: endpoint event {data:?} is not a URL",
+            url.path()
+        ));
         return PathOutcome::Nothing;
     };
     if !ctx.same_origin(&endpoint) {
-        ctx.evidence.push(format!("{}: endpoint event points off-host ({endpoint}); not contacted", url.path()));
+        ctx.evidence.push(format!(
+            "{}: endpoint event points off-host ({endpoint}); not contacted",
+            url.path()
+        ));
         return PathOutcome::Likely {
             url: url.clone(),
-            reason: format!("{}: legacy SSE endpoint event (off-host endpoint not contacted)", url.path()),
+            reason: format!(
+                "{}: legacy SSE endpoint event (off-host endpoint not contacted)",
+                url.path()
+            ),
         };
     }
 
@@ -116,25 +137,48 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> PathOutcome {
         }),
     );
     let post_path = endpoint.path().to_string();
-    let req = Request::new(reqwest::Method::POST, endpoint.clone()).json(&init).header("accept", ACCEPT);
-    let accepted = ctx.send(&format!("POST {post_path} initialize (2024-11-05)"), &req).await;
+    let req = Request::new(reqwest::Method::POST, endpoint.clone())
+        .json(&init)
+        .header("accept", ACCEPT);
+    let accepted = ctx
+        .send(&format!("POST {post_path} initialize (2024-11-05)"), &req)
+        .await;
     let accepted = accepted.is_some_and(|r| (200..300).contains(&r.status));
-    let reply = if accepted { events.next_reply(Expect::Initialize).await } else { None };
+    let reply = if accepted {
+        events.next_reply(Expect::Initialize).await
+    } else {
+        None
+    };
     let info = match reply {
         Some(Reply::Initialize(i)) if i.known_version => i,
         other => {
-            ctx.log("read the event stream", format!("{:?}", other.map(|r| format!("{r:?}").chars().take(120).collect::<String>())));
+            ctx.log(
+                "read the event stream",
+                format!(
+                    "{:?}",
+                    other.map(|r| format!("{r:?}").chars().take(120).collect::<String>())
+                ),
+            );
             let reason = if accepted {
                 format!("{}: legacy SSE endpoint event and an accepted POST, but no handshake result on the stream", url.path())
             } else {
-                format!("{}: legacy SSE endpoint event, but the POST was not accepted", url.path())
+                format!(
+                    "{}: legacy SSE endpoint event, but the POST was not accepted",
+                    url.path()
+                )
             };
-            return PathOutcome::Likely { url: url.clone(), reason };
+            return PathOutcome::Likely {
+                url: url.clone(),
+                reason,
+            };
         }
     };
     ctx.log(
         "read the event stream",
-        format!("event: message → initialize result: protocolVersion {}, server {} {}", info.protocol_version, info.server_name, info.server_version),
+        format!(
+            "event: message → initialize result: protocolVersion {}, server {} {}",
+            info.protocol_version, info.server_name, info.server_version
+        ),
     );
     ctx.evidence.push(format!(
         "{}: legacy SSE endpoint event, and initialize over it returned a valid result (protocolVersion {}, serverInfo {} {})",
@@ -146,8 +190,8 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> PathOutcome {
     let mut mcp = McpInfo {
         protocol_version: Some(info.protocol_version.clone()),
         protocol_versions: vec![info.protocol_version.clone()],
-        server_name: Some(info.server_name.clone()),
-        server_version: Some(info.server_version.clone()),
+        server_name: non_empty(&info.server_name),
+        server_version: non_empty(&info.server_version),
         capabilities: Some(info.capabilities.clone()),
         instructions: info.instructions.as_deref().map(trim_text),
         stateful: true,
@@ -155,16 +199,28 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> PathOutcome {
     };
     let note = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     let req = Request::new(reqwest::Method::POST, endpoint.clone()).json(&note);
-    let _ = ctx.send(&format!("POST {post_path} notifications/initialized"), &req).await;
+    let _ = ctx
+        .send(&format!("POST {post_path} notifications/initialized"), &req)
+        .await;
     let id = ctx.next_id();
-    let req = Request::new(reqwest::Method::POST, endpoint.clone()).json(&rpc(id, "tools/list", serde_json::json!({})));
-    if ctx.send(&format!("POST {post_path} tools/list"), &req).await.is_some() {
+    let req = Request::new(reqwest::Method::POST, endpoint.clone()).json(&rpc(
+        id,
+        "tools/list",
+        serde_json::json!({}),
+    ));
+    if ctx
+        .send(&format!("POST {post_path} tools/list"), &req)
+        .await
+        .is_some()
+    {
         if let Some(Reply::Tools(page)) = events.next_reply(Expect::Tools).await {
-            ctx.log("read the event stream", format!("event: message → {} tools", page.tools.len()));
+            ctx.log(
+                "read the event stream",
+                format!("event: message → {} tools", page.tools.len()),
+            );
             mcp.tools = page.tools.iter().map(tool_of).collect();
         }
     }
-    let _ = ASK_VERSION; // the legacy transport predates it; kept for symmetry in reports
     PathOutcome::Confirmed {
         url: url.clone(),
         transport: Transport::Sse,

@@ -245,9 +245,20 @@ pub struct Fingerprint {
 /// What one path taught (internal ranking before the verdict).
 #[derive(Debug, Clone)]
 pub(crate) enum PathOutcome {
-    Confirmed { url: Url, transport: Transport, info: McpInfo },
-    AuthRequired { url: Url, auth: AuthInfo, corroborated: bool },
-    Likely { url: Url, reason: String },
+    Confirmed {
+        url: Url,
+        transport: Transport,
+        info: McpInfo,
+    },
+    AuthRequired {
+        url: Url,
+        auth: AuthInfo,
+        corroborated: bool,
+    },
+    Likely {
+        url: Url,
+        reason: String,
+    },
     Nothing,
 }
 
@@ -259,6 +270,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) steps: Vec<Step>,
     pub(crate) evidence: Vec<String>,
     pub(crate) cert: Option<CertSummary>,
+    /// Sessions the server minted and we have not closed yet: Python servers keep them
+    /// forever and mint one even on error replies, so every one is closed with DELETE.
+    pub(crate) sessions: Vec<(Url, String)>,
     next_id: u64,
 }
 
@@ -382,10 +396,11 @@ impl Fingerprinter {
                 steps: std::mem::take(&mut steps),
                 evidence: std::mem::take(&mut evidence),
                 cert: None,
+                sessions: Vec::new(),
                 next_id: 0,
             };
             let req = Request::new(reqwest::Method::GET, ctx.url(&first));
-            let label = format!("GET {} {first} (speaks HTTP?)", base.scheme());
+            let label = format!("GET {first} over {} (speaks HTTP?)", base.scheme());
             if !ctx.has_time() {
                 steps = ctx.steps;
                 evidence = ctx.evidence;
@@ -410,7 +425,14 @@ impl Fingerprinter {
             }
         }
         let Some(mut ctx) = chosen else {
-            let banner = banner(target.addr, self.opts.http.request_timeout.min(Duration::from_millis(800))).await;
+            let banner = banner(
+                target.addr,
+                self.opts
+                    .http
+                    .request_timeout
+                    .min(Duration::from_millis(800)),
+            )
+            .await;
             let mut verdict = Verdict::Open;
             if let Some(b) = &banner {
                 steps.push(Step {
@@ -421,7 +443,9 @@ impl Fingerprinter {
                     // An HTTP status line whose headers never completed (a trickling or
                     // broken server): HTTP, but nothing more can be learned.
                     verdict = Verdict::Http;
-                    evidence.push(format!("HTTP response that never completed; first bytes {b:?}"));
+                    evidence.push(format!(
+                        "HTTP response that never completed; first bytes {b:?}"
+                    ));
                 } else {
                     evidence.push(format!("not HTTP; banner {b:?}"));
                 }
@@ -444,7 +468,8 @@ impl Fingerprinter {
         let mut best: PathOutcome = PathOutcome::Nothing;
         for path in &paths {
             if !ctx.has_time() {
-                ctx.evidence.push("endpoint budget spent before every path was tried".into());
+                ctx.evidence
+                    .push("endpoint budget spent before every path was tried".into());
                 break;
             }
             let outcome = probe_path(&mut ctx, path).await;
@@ -466,35 +491,51 @@ async fn probe_path(ctx: &mut Ctx<'_>, path: &str) -> PathOutcome {
         let (outcome, redirect) = streamable::probe(ctx, &url).await;
         match redirect {
             Some(next) if ctx.same_origin(&next) && in_scope(&url, &next) => {
-                ctx.evidence.push(format!("{} redirects to {}", url.path(), next.path()));
+                ctx.evidence
+                    .push(format!("{} redirects to {}", url.path(), next.path()));
                 url = next;
                 continue;
             }
             Some(next) => {
-                ctx.evidence.push(format!("redirect to {next} not followed: outside the probed host or path"));
+                ctx.evidence.push(format!(
+                    "redirect to {next} not followed: outside the probed host or path"
+                ));
             }
             None => {}
         }
-        if matches!(outcome, PathOutcome::Confirmed { .. } | PathOutcome::AuthRequired { .. }) {
+        if matches!(
+            outcome,
+            PathOutcome::Confirmed { .. } | PathOutcome::AuthRequired { .. }
+        ) {
             return outcome;
         }
         let legacy = legacy_sse::probe(ctx, &url).await;
         return better(outcome, legacy);
     }
-    ctx.evidence.push(format!("{path}: more than {MAX_REDIRECTS} redirects"));
+    ctx.evidence
+        .push(format!("{path}: more than {MAX_REDIRECTS} redirects"));
     PathOutcome::Nothing
 }
 
 /// A redirect stays in scope when it keeps the path's first segment (`/mcp` → `/mcp/`).
 fn in_scope(from: &Url, to: &Url) -> bool {
-    let seg = |u: &Url| u.path().trim_matches('/').split('/').next().unwrap_or("").to_string();
+    let seg = |u: &Url| {
+        u.path()
+            .trim_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
     seg(from) == seg(to)
 }
 
 fn rank(o: &PathOutcome) -> u8 {
     match o {
         PathOutcome::Confirmed { .. } => 4,
-        PathOutcome::AuthRequired { corroborated: true, .. } => 3,
+        PathOutcome::AuthRequired {
+            corroborated: true, ..
+        } => 3,
         PathOutcome::AuthRequired { .. } | PathOutcome::Likely { .. } => 2,
         PathOutcome::Nothing => 0,
     }
@@ -522,16 +563,32 @@ async fn finish(ctx: &mut Ctx<'_>, best: PathOutcome) -> Fingerprint {
     };
     let mut lead = Vec::new();
     match best {
-        PathOutcome::Confirmed { url, transport, mut info } => {
+        PathOutcome::Confirmed {
+            url,
+            transport,
+            mut info,
+        } => {
             info.health = health(ctx).await;
             fp.verdict = Verdict::Mcp;
-            fp.confidence = if transport == Transport::Sse { 0.95 } else { 1.0 };
+            fp.confidence = if transport == Transport::Sse {
+                0.95
+            } else {
+                1.0
+            };
             fp.url = Some(url.to_string());
             fp.transport = Some(transport);
             fp.mcp = Some(info);
         }
-        PathOutcome::AuthRequired { url, auth, corroborated } => {
-            fp.verdict = if corroborated { Verdict::McpAuthRequired } else { Verdict::McpLikely };
+        PathOutcome::AuthRequired {
+            url,
+            auth,
+            corroborated,
+        } => {
+            fp.verdict = if corroborated {
+                Verdict::McpAuthRequired
+            } else {
+                Verdict::McpLikely
+            };
             fp.confidence = if corroborated { 0.9 } else { 0.5 };
             fp.url = Some(url.to_string());
             fp.transport = Some(Transport::StreamableHttp);
@@ -555,10 +612,31 @@ async fn finish(ctx: &mut Ctx<'_>, best: PathOutcome) -> Fingerprint {
             ..HttpInfo::default()
         });
     }
+    close_sessions(ctx).await;
     lead.append(&mut ctx.evidence);
     fp.evidence = lead;
     fp.steps = std::mem::take(&mut ctx.steps);
     fp
+}
+
+/// DELETE every session still open (within a short grace beyond the budget: leaving
+/// sessions behind on someone's server is worse than a late finish).
+async fn close_sessions(ctx: &mut Ctx<'_>) {
+    for (url, sid) in std::mem::take(&mut ctx.sessions) {
+        let req = Request::new(reqwest::Method::DELETE, url.clone())
+            .header("mcp-session-id", sid.clone());
+        let outcome = match ctx.http.send(&req).await {
+            Ok(r) => r.status.to_string(),
+            Err(e) => e.to_string(),
+        };
+        ctx.log(
+            format!(
+                "DELETE {} (close session {sid} minted by an earlier reply)",
+                url.path()
+            ),
+            outcome,
+        );
+    }
 }
 
 /// Status, server and title of `GET /`, for services that are not MCP.
@@ -610,16 +688,23 @@ fn base_url(addr: SocketAddr, https: bool) -> Url {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("[{v6}]"),
     };
-    Url::parse(&format!("{scheme}://{host}:{}/", addr.port())).expect("an IP and port form a valid URL")
+    Url::parse(&format!("{scheme}://{host}:{}/", addr.port()))
+        .expect("an IP and port form a valid URL")
 }
 
 /// Read what a non-HTTP service says first (SSH, SMTP, FTP banners), bounded in bytes and
 /// time.
 async fn banner(addr: SocketAddr, wait: Duration) -> Option<String> {
     use tokio::io::AsyncReadExt;
-    let mut s = tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr)).await.ok()?.ok()?;
+    let mut s = tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr))
+        .await
+        .ok()?
+        .ok()?;
     let mut buf = [0u8; 128];
-    let n = tokio::time::timeout(wait, s.read(&mut buf)).await.ok()?.ok()?;
+    let n = tokio::time::timeout(wait, s.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
     (n > 0).then(|| {
         String::from_utf8_lossy(&buf[..n])
             .trim_end()
@@ -635,7 +720,10 @@ mod tests {
 
     #[test]
     fn finds_html_titles() {
-        assert_eq!(html_title(b"<html><head><TITLE> Grafana </TITLE>").as_deref(), Some("Grafana"));
+        assert_eq!(
+            html_title(b"<html><head><TITLE> Grafana </TITLE>").as_deref(),
+            Some("Grafana")
+        );
         assert_eq!(html_title(b"<title></title>"), None);
         assert_eq!(html_title(b"no html"), None);
     }
@@ -656,7 +744,13 @@ mod tests {
 
     #[test]
     fn base_urls_bracket_ipv6() {
-        assert_eq!(base_url("[::1]:8000".parse().unwrap(), false).as_str(), "http://[::1]:8000/");
-        assert_eq!(base_url("10.0.0.1:443".parse().unwrap(), true).as_str(), "https://10.0.0.1/");
+        assert_eq!(
+            base_url("[::1]:8000".parse().unwrap(), false).as_str(),
+            "http://[::1]:8000/"
+        );
+        assert_eq!(
+            base_url("10.0.0.1:443".parse().unwrap(), true).as_str(),
+            "https://10.0.0.1/"
+        );
     }
 }

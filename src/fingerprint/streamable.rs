@@ -71,7 +71,9 @@ pub(crate) async fn read_reply(stream: &mut Stream, expect: Expect) -> (Option<R
             if snippet.len() < SNIPPET {
                 snippet.push_str(&String::from_utf8_lossy(&chunk[..chunk.len().min(SNIPPET)]));
             }
-            let Ok(events) = parser.push(&chunk) else { break };
+            let Ok(events) = parser.push(&chunk) else {
+                break;
+            };
             for ev in events {
                 let r = jsonrpc::classify(ev.data.as_bytes(), expect);
                 if !matches!(r, Reply::NotJsonRpc | Reply::Malformed(_)) {
@@ -93,7 +95,12 @@ pub(crate) async fn read_reply(stream: &mut Stream, expect: Expect) -> (Option<R
 }
 
 /// POST one JSON-RPC message and read its reply.
-pub(crate) async fn post(ctx: &mut Ctx<'_>, label: &str, req: Request, expect: Expect) -> Option<RpcReply> {
+pub(crate) async fn post(
+    ctx: &mut Ctx<'_>,
+    label: &str,
+    req: Request,
+    expect: Expect,
+) -> Option<RpcReply> {
     if !ctx.has_time() {
         ctx.log(label, "skipped: endpoint budget spent");
         return None;
@@ -127,12 +134,25 @@ pub(crate) async fn post(ctx: &mut Ctx<'_>, label: &str, req: Request, expect: E
         reply,
         snippet,
     };
+    if let Some(sid) = &out.session {
+        if !ctx.sessions.iter().any(|(_, s)| s == sid) {
+            ctx.sessions.push((req.url.clone(), sid.clone()));
+        }
+    }
     ctx.log(label, describe(&out));
     Some(out)
 }
 
 fn describe(r: &RpcReply) -> String {
-    let mut s = format!("{} {}", r.status, if r.media.is_empty() { "(no body type)" } else { &r.media });
+    let mut s = format!(
+        "{} {}",
+        r.status,
+        if r.media.is_empty() {
+            "(no body type)"
+        } else {
+            &r.media
+        }
+    );
     if let Some(sid) = &r.session {
         s.push_str(&format!(", Mcp-Session-Id {sid}"));
     }
@@ -141,10 +161,17 @@ fn describe(r: &RpcReply) -> String {
             " → initialize result: protocolVersion {}, server {} {}",
             i.protocol_version, i.server_name, i.server_version
         )),
-        Some(Reply::Discover(d)) => s.push_str(&format!(" → server/discover result: versions {:?}", d.supported_versions)),
+        Some(Reply::Discover(d)) => s.push_str(&format!(
+            " → server/discover result: versions {:?}",
+            d.supported_versions
+        )),
         Some(Reply::Tools(t)) => s.push_str(&format!(" → {} tools", t.tools.len())),
         Some(Reply::Listing { count, .. }) => s.push_str(&format!(" → {count} items")),
-        Some(Reply::Error(e)) => s.push_str(&format!(" → JSON-RPC error {}: {}", e.code, trim_text(&e.message))),
+        Some(Reply::Error(e)) => s.push_str(&format!(
+            " → JSON-RPC error {}: {}",
+            e.code,
+            trim_text(&e.message)
+        )),
         Some(Reply::OtherResult) => s.push_str(" → a JSON-RPC result that is not an MCP handshake"),
         Some(Reply::NotJsonRpc) => s.push_str(" → JSON, not JSON-RPC"),
         Some(Reply::Malformed(why)) => s.push_str(&format!(" → unparseable body: {why}")),
@@ -173,7 +200,11 @@ fn headers(req: Request, version: Option<&str>, session: Option<&str>) -> Reques
 /// Probe `url` with Streamable HTTP. Returns the outcome and, for a 3xx, where it points.
 pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> (PathOutcome, Option<Url>) {
     let id = ctx.next_id();
-    let req = headers(Request::new(reqwest::Method::POST, url.clone()).json(&initialize(id)), None, None);
+    let req = headers(
+        Request::new(reqwest::Method::POST, url.clone()).json(&initialize(id)),
+        None,
+        None,
+    );
     let label = format!("POST {} initialize ({ASK_VERSION})", url.path());
     let Some(r) = post(ctx, &label, req, Expect::Initialize).await else {
         return (PathOutcome::Nothing, None);
@@ -183,15 +214,18 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> (PathOutcome, Option<
         return (PathOutcome::Nothing, next);
     }
     if r.status == 401 {
-        return (super::auth::challenge(ctx, url, &r.www_authenticate).await, None);
+        return (
+            super::auth::challenge(ctx, url, &r.www_authenticate).await,
+            None,
+        );
     }
     match &r.reply {
         Some(Reply::Initialize(info)) if info.known_version => {
             let mut mcp = McpInfo {
                 protocol_version: Some(info.protocol_version.clone()),
                 protocol_versions: vec![info.protocol_version.clone()],
-                server_name: Some(info.server_name.clone()),
-                server_version: Some(info.server_version.clone()),
+                server_name: non_empty(&info.server_name),
+                server_version: non_empty(&info.server_version),
                 capabilities: Some(info.capabilities.clone()),
                 instructions: info.instructions.as_deref().map(trim_text),
                 stateful: r.session.is_some(),
@@ -249,12 +283,17 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> (PathOutcome, Option<
 /// SDK-specific transport errors: strong, but short of a handshake.
 pub(crate) fn sdk_signal(r: &RpcReply) -> Option<String> {
     let body = r.snippet.as_str();
-    let has = |needle: &str| body.to_ascii_lowercase().contains(&needle.to_ascii_lowercase());
+    let has = |needle: &str| {
+        body.to_ascii_lowercase()
+            .contains(&needle.to_ascii_lowercase())
+    };
     if r.status == 406 && has("not acceptable") && has("text/event-stream") {
         return Some("406 Not Acceptable demanding text/event-stream (MCP SDK transport)".into());
     }
     if r.status == 421 && has("invalid host") {
-        return Some("421 Invalid Host header: an MCP SDK server that restricts its Host header".into());
+        return Some(
+            "421 Invalid Host header: an MCP SDK server that restricts its Host header".into(),
+        );
     }
     if r.status == 403 && has("invalid host") {
         return Some("403 Invalid Host: an MCP SDK server that restricts its Host header".into());
@@ -265,14 +304,20 @@ pub(crate) fn sdk_signal(r: &RpcReply) -> Option<String> {
             || has("no valid session id")
             || has("unsupported protocol version"))
     {
-        return Some(format!("400 with an MCP session/version error: {:?}", trim_snippet(body)));
+        return Some(format!(
+            "400 with an MCP session/version error: {:?}",
+            trim_snippet(body)
+        ));
     }
     if r.status >= 400 && r.session.is_some() {
         return Some(format!("{} error reply carrying Mcp-Session-Id", r.status));
     }
     if let Some(Reply::Error(e)) = &r.reply {
         if e.id == Value::String("server-error".into()) {
-            return Some(format!("JSON-RPC error with id \"server-error\" (Python MCP SDK): {}", trim_text(&e.message)));
+            return Some(format!(
+                "JSON-RPC error with id \"server-error\" (Python MCP SDK): {}",
+                trim_text(&e.message)
+            ));
         }
     }
     None
@@ -306,16 +351,42 @@ async fn explore(ctx: &mut Ctx<'_>, url: &Url, mcp: &mut McpInfo, session: Optio
     let version = mcp.protocol_version.clone();
     let v = version.as_deref();
     let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let req = headers(Request::new(reqwest::Method::POST, url.clone()).json(&note), v, session);
-    let _ = ctx.send(&format!("POST {} notifications/initialized", url.path()), &req).await;
+    let req = headers(
+        Request::new(reqwest::Method::POST, url.clone()).json(&note),
+        v,
+        session,
+    );
+    let _ = ctx
+        .send(
+            &format!("POST {} notifications/initialized", url.path()),
+            &req,
+        )
+        .await;
 
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_TOOL_PAGES {
         let id = ctx.next_id();
-        let params = cursor.as_ref().map_or_else(|| json!({}), |c| json!({"cursor": c}));
-        let req = headers(Request::new(reqwest::Method::POST, url.clone()).json(&rpc(id, "tools/list", params)), v, session);
-        let Some(r) = post(ctx, &format!("POST {} tools/list", url.path()), req, Expect::Tools).await else { break };
-        let Some(Reply::Tools(page)) = r.reply else { break };
+        let params = cursor
+            .as_ref()
+            .map_or_else(|| json!({}), |c| json!({"cursor": c}));
+        let req = headers(
+            Request::new(reqwest::Method::POST, url.clone()).json(&rpc(id, "tools/list", params)),
+            v,
+            session,
+        );
+        let Some(r) = post(
+            ctx,
+            &format!("POST {} tools/list", url.path()),
+            req,
+            Expect::Tools,
+        )
+        .await
+        else {
+            break;
+        };
+        let Some(Reply::Tools(page)) = r.reply else {
+            break;
+        };
         mcp.tools.extend(page.tools.iter().map(tool_of));
         cursor = page.next_cursor.clone();
         if cursor.is_none() {
@@ -323,14 +394,23 @@ async fn explore(ctx: &mut Ctx<'_>, url: &Url, mcp: &mut McpInfo, session: Optio
         }
     }
     let caps = mcp.capabilities.clone().unwrap_or(Value::Null);
-    for (cap, method, expect) in [("resources", "resources/list", Expect::Resources), ("prompts", "prompts/list", Expect::Prompts)] {
+    for (cap, method, expect) in [
+        ("resources", "resources/list", Expect::Resources),
+        ("prompts", "prompts/list", Expect::Prompts),
+    ] {
         if caps.get(cap).is_none() {
             continue;
         }
         let id = ctx.next_id();
-        let req = headers(Request::new(reqwest::Method::POST, url.clone()).json(&rpc(id, method, json!({}))), v, session);
-        if let Some(RpcReply { reply: Some(Reply::Listing { count, .. }), .. }) =
-            post(ctx, &format!("POST {} {method}", url.path()), req, expect).await
+        let req = headers(
+            Request::new(reqwest::Method::POST, url.clone()).json(&rpc(id, method, json!({}))),
+            v,
+            session,
+        );
+        if let Some(RpcReply {
+            reply: Some(Reply::Listing { count, .. }),
+            ..
+        }) = post(ctx, &format!("POST {} {method}", url.path()), req, expect).await
         {
             if cap == "resources" {
                 mcp.resources = Some(count);
@@ -340,9 +420,24 @@ async fn explore(ctx: &mut Ctx<'_>, url: &Url, mcp: &mut McpInfo, session: Optio
         }
     }
     if let Some(s) = session {
-        let req = headers(Request::new(reqwest::Method::DELETE, url.clone()), v, Some(s));
-        let _ = ctx.send(&format!("DELETE {} (close the probe session)", url.path()), &req).await;
+        let req = headers(
+            Request::new(reqwest::Method::DELETE, url.clone()),
+            v,
+            Some(s),
+        );
+        let _ = ctx
+            .send(
+                &format!("DELETE {} (close the probe session)", url.path()),
+                &req,
+            )
+            .await;
+        ctx.sessions.retain(|(_, x)| x != s);
     }
+}
+
+pub(crate) fn non_empty(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_string())
 }
 
 pub(crate) fn tool_of(t: &jsonrpc::ToolInfo) -> Tool {
@@ -365,7 +460,16 @@ fn modern_request(ctx: &mut Ctx<'_>, url: &Url, method: &str) -> Request {
 /// Whether the server also speaks the modern era: its supported versions, if so.
 async fn discover_versions(ctx: &mut Ctx<'_>, url: &Url) -> Option<Vec<String>> {
     let req = modern_request(ctx, url, "server/discover");
-    let r = post(ctx, &format!("POST {} server/discover ({MODERN_VERSION}, does it speak the modern era?)", url.path()), req, Expect::Discover).await?;
+    let r = post(
+        ctx,
+        &format!(
+            "POST {} server/discover ({MODERN_VERSION}, does it speak the modern era?)",
+            url.path()
+        ),
+        req,
+        Expect::Discover,
+    )
+    .await?;
     match r.reply {
         Some(Reply::Discover(d)) => Some(d.supported_versions),
         _ => None,
@@ -375,9 +479,21 @@ async fn discover_versions(ctx: &mut Ctx<'_>, url: &Url) -> Option<Vec<String>> 
 /// A modern-only server: `server/discover`, then `tools/list` in the same envelope.
 async fn modern(ctx: &mut Ctx<'_>, url: &Url) -> Option<PathOutcome> {
     let req = modern_request(ctx, url, "server/discover");
-    let r = post(ctx, &format!("POST {} server/discover ({MODERN_VERSION})", url.path()), req, Expect::Discover).await?;
-    let Some(Reply::Discover(d)) = r.reply else { return None };
-    ctx.evidence.push(format!("server/discover on {} returned a valid result (versions {:?})", url.path(), d.supported_versions));
+    let r = post(
+        ctx,
+        &format!("POST {} server/discover ({MODERN_VERSION})", url.path()),
+        req,
+        Expect::Discover,
+    )
+    .await?;
+    let Some(Reply::Discover(d)) = r.reply else {
+        return None;
+    };
+    ctx.evidence.push(format!(
+        "server/discover on {} returned a valid result (versions {:?})",
+        url.path(),
+        d.supported_versions
+    ));
     let mut mcp = McpInfo {
         protocol_version: d.supported_versions.iter().max().cloned(),
         protocol_versions: d.supported_versions.clone(),
@@ -388,7 +504,17 @@ async fn modern(ctx: &mut Ctx<'_>, url: &Url) -> Option<PathOutcome> {
         ..McpInfo::default()
     };
     let req = modern_request(ctx, url, "tools/list");
-    if let Some(RpcReply { reply: Some(Reply::Tools(page)), .. }) = post(ctx, &format!("POST {} tools/list ({MODERN_VERSION})", url.path()), req, Expect::Tools).await {
+    if let Some(RpcReply {
+        reply: Some(Reply::Tools(page)),
+        ..
+    }) = post(
+        ctx,
+        &format!("POST {} tools/list ({MODERN_VERSION})", url.path()),
+        req,
+        Expect::Tools,
+    )
+    .await
+    {
         mcp.tools = page.tools.iter().map(tool_of).collect();
     }
     Some(PathOutcome::Confirmed {

@@ -26,7 +26,9 @@ fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         (len, &rest[n..])
     };
     if rest.len() < len {
@@ -69,8 +71,12 @@ fn subject_text(mut name: &[u8]) -> String {
         let mut set = rdn;
         while let Some((_, atv, r2)) = element(set) {
             set = r2;
-            let Some((_, oid, vrest)) = element(atv) else { continue };
-            let Some((_, val, _)) = element(vrest) else { continue };
+            let Some((_, oid, vrest)) = element(atv) else {
+                continue;
+            };
+            let Some((_, val, _)) = element(vrest) else {
+                continue;
+            };
             let v = String::from_utf8_lossy(val).into_owned();
             let key = match oid {
                 [0x55, 0x04, 0x03] => "CN",
@@ -125,8 +131,14 @@ mod tests {
 
     #[test]
     fn reads_times() {
-        assert_eq!(time_text(0x17, b"261231235959Z").unwrap(), "2026-12-31T23:59:59Z");
-        assert_eq!(time_text(0x18, b"20991231000000Z").unwrap(), "2099-12-31T00:00:00Z");
+        assert_eq!(
+            time_text(0x17, b"261231235959Z").unwrap(),
+            "2026-12-31T23:59:59Z"
+        );
+        assert_eq!(
+            time_text(0x18, b"20991231000000Z").unwrap(),
+            "2099-12-31T00:00:00Z"
+        );
         assert!(time_text(0x17, b"2612").is_none());
     }
 

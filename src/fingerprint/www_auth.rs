@@ -287,8 +287,9 @@ impl<'a> Cursor<'a> {
             self.pos += 1;
             match b {
                 b'"' => return Some(String::from_utf8_lossy(&out).into_owned()),
-                // A quoted-pair: the next byte stands for itself. Escapes only ever precede
-                // whole characters, so the bytes stay valid UTF-8.
+                // A quoted-pair: the next byte stands for itself. Only the ASCII backslash is
+                // dropped, so a multi-byte character after it is still copied whole and the
+                // content stays valid UTF-8.
                 b'\\' => {
                     let escaped = self.peek()?;
                     self.pos += 1;

@@ -174,7 +174,8 @@ impl<W: Write> ResultWriter<W> {
     /// Write what was kept, and the summary where the format has room for it.
     pub fn finish(mut self, summary: &Summary) -> Result<(), WriteError> {
         // MCP servers first (verdicts order strongest first), then by address.
-        self.buffered.sort_by_key(|r| (r.kind.unwrap_or(Verdict::Open), r.ip, r.port));
+        self.buffered
+            .sort_by_key(|r| (r.kind.unwrap_or(Verdict::Open), r.ip, r.port));
         match self.format {
             OutputFormat::Ndjson => {}
             OutputFormat::Csv => self.csv_header()?,
@@ -209,13 +210,22 @@ fn csv_row(r: &Record) -> String {
         r.rtt_ms.map(|v| v.to_string()).unwrap_or_default(),
         r.kind.map(|k| k.as_str().to_string()).unwrap_or_default(),
         opt(&r.url),
-        r.transport.map(|t| t.as_str().to_string()).unwrap_or_default(),
+        r.transport
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
         opt(&r.protocol_version),
         opt(&r.server_name),
         opt(&r.server_version),
-        if r.confidence.is_some() { r.tools.len().to_string() } else { String::new() },
+        if r.confidence.is_some() {
+            r.tools.len().to_string()
+        } else {
+            String::new()
+        },
         tools.join(";"),
-        r.auth.as_ref().map(|a| a.required.to_string()).unwrap_or_default(),
+        r.auth
+            .as_ref()
+            .map(|a| a.required.to_string())
+            .unwrap_or_default(),
         r.confidence.map(|c| c.to_string()).unwrap_or_default(),
         origins.join(";"),
         r.seen_at.clone(),
@@ -239,7 +249,19 @@ fn write_table<W: Write>(out: &mut W, recs: &[Record], s: &Summary) -> io::Resul
         writeln!(out, "Nothing found.")?;
     } else if s.fingerprinted {
         let rows: Vec<Vec<String>> = recs.iter().map(fingerprint_row).collect();
-        aligned(out, &["KIND", "ENDPOINT", "TRANSPORT", "PROTOCOL", "SERVER", "TOOLS", "AUTH"], &rows)?;
+        aligned(
+            out,
+            &[
+                "KIND",
+                "ENDPOINT",
+                "TRANSPORT",
+                "PROTOCOL",
+                "SERVER",
+                "TOOLS",
+                "AUTH",
+            ],
+            &rows,
+        )?;
     } else {
         let rows: Vec<Vec<String>> = recs
             .iter()
@@ -248,7 +270,8 @@ fn write_table<W: Write>(out: &mut W, recs: &[Record], s: &Summary) -> io::Resul
                     r.ip.to_string(),
                     r.port.to_string(),
                     r.state.as_str().to_string(),
-                    r.rtt_ms.map_or_else(|| "-".into(), |v| format!("{v:.2} ms")),
+                    r.rtt_ms
+                        .map_or_else(|| "-".into(), |v| format!("{v:.2} ms")),
                     r.kind.map_or("-", |k| k.as_str()).to_string(),
                 ]
             })
@@ -281,7 +304,11 @@ fn fingerprint_row(r: &Record) -> Vec<String> {
         r.transport.map_or_else(dash, |t| t.as_str().to_string()),
         r.protocol_version.clone().unwrap_or_else(dash),
         server,
-        if kind == Verdict::Mcp { r.tools.len().to_string() } else { dash() },
+        if kind == Verdict::Mcp {
+            r.tools.len().to_string()
+        } else {
+            dash()
+        },
         match &r.auth {
             Some(a) if a.required => "required".into(),
             _ if kind == Verdict::Mcp => "none".into(),
@@ -358,7 +385,7 @@ pub fn summary_line(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finding::ProbeResult;
+    use crate::finding::{PortState, ProbeResult};
     use std::time::{Duration, SystemTime};
 
     fn rec(port: u16) -> Record {
@@ -383,7 +410,9 @@ mod tests {
         let text = String::from_utf8(buf).unwrap();
         assert_eq!(
             text,
-            format!("{CSV_HEADER}\n10.0.0.1,80,open,0.5,open,sweep,2026-01-01T00:00:00.000Z\n")
+            format!(
+                "{CSV_HEADER}\n10.0.0.1,80,open,0.5,open,,,,,,,,,,sweep,2026-01-01T00:00:00.000Z\n"
+            )
         );
     }
 

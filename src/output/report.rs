@@ -6,15 +6,28 @@ use crate::finding::Record;
 use crate::fingerprint::Step;
 
 /// Write the report for one probed endpoint.
-pub fn write_report<W: Write>(out: &mut W, target: &str, steps: &[Step], r: &Record) -> io::Result<()> {
+pub fn write_report<W: Write>(
+    out: &mut W,
+    target: &str,
+    steps: &[Step],
+    r: &Record,
+) -> io::Result<()> {
     writeln!(out, "Probing {target}")?;
-    let w = steps.iter().map(|s| s.request.chars().count()).max().unwrap_or(0);
+    let w = steps
+        .iter()
+        .map(|s| s.request.chars().count())
+        .max()
+        .unwrap_or(0);
     for s in steps {
         writeln!(out, "  {:<w$}  → {}", s.request, s.outcome)?;
     }
     writeln!(out)?;
     let kind = r.kind.map_or("-", |k| k.as_str());
-    writeln!(out, "Verdict: {kind} (confidence {:.2})", r.confidence.unwrap_or(0.0))?;
+    writeln!(
+        out,
+        "Verdict: {kind} (confidence {:.2})",
+        r.confidence.unwrap_or(0.0)
+    )?;
     let field = |out: &mut W, k: &str, v: &str| writeln!(out, "  {k:<14}{v}");
     if let Some(u) = &r.url {
         field(out, "URL", u)?;
@@ -23,12 +36,25 @@ pub fn write_report<W: Write>(out: &mut W, target: &str, steps: &[Step], r: &Rec
         field(out, "Transport", t.as_str())?;
     }
     if let Some(v) = &r.protocol_version {
-        let also: Vec<&str> = r.protocol_versions.iter().map(String::as_str).filter(|x| x != v).collect();
-        let extra = if also.is_empty() { String::new() } else { format!(" (also speaks {})", also.join(", ")) };
+        let also: Vec<&str> = r
+            .protocol_versions
+            .iter()
+            .map(String::as_str)
+            .filter(|x| x != v)
+            .collect();
+        let extra = if also.is_empty() {
+            String::new()
+        } else {
+            format!(" (also speaks {})", also.join(", "))
+        };
         field(out, "Protocol", &format!("{v}{extra}"))?;
     }
     if let Some(n) = &r.server_name {
-        field(out, "Server", &format!("{n} {}", r.server_version.as_deref().unwrap_or("")))?;
+        field(
+            out,
+            "Server",
+            &format!("{n} {}", r.server_version.as_deref().unwrap_or("")),
+        )?;
     }
     if let Some(c) = r.capabilities.as_ref().and_then(|c| c.as_object()) {
         let names: Vec<&str> = c.keys().map(String::as_str).collect();
@@ -40,7 +66,11 @@ pub fn write_report<W: Write>(out: &mut W, target: &str, steps: &[Step], r: &Rec
     if r.confidence.is_some() && r.kind.is_some_and(|k| k.is_mcp()) && r.server_name.is_some() {
         field(out, "Tools", &r.tools.len().to_string())?;
         for t in &r.tools {
-            let d = t.description.as_deref().map(|d| format!(" — {d}")).unwrap_or_default();
+            let d = t
+                .description
+                .as_deref()
+                .map(|d| format!(" — {d}"))
+                .unwrap_or_default();
             writeln!(out, "    {}{d}", t.name)?;
         }
     }
@@ -73,7 +103,11 @@ pub fn write_report<W: Write>(out: &mut W, target: &str, steps: &[Step], r: &Rec
             field(out, "HTML title", t)?;
         }
         if let Some(c) = &h.tls {
-            field(out, "Certificate", &format!("{} (expires {})", c.subject, c.not_after))?;
+            field(
+                out,
+                "Certificate",
+                &format!("{} (expires {})", c.subject, c.not_after),
+            )?;
         }
     }
     for h in &r.health {

@@ -232,3 +232,46 @@ impl Drop for Testnet {
             .status();
     }
 }
+
+/// Whether the real MCP peers (scripts/peers/setup.sh) are installed. In CI their absence is
+/// a failure; elsewhere the test says so and returns.
+pub fn require_peers(test: &str) -> bool {
+    let py = root().join("target/peers/py1/bin/python");
+    if py.exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "{test}: run scripts/peers/setup.sh (scripts/test.sh does)"
+    );
+    eprintln!("SKIPPED {test}: peers not installed (scripts/peers/setup.sh)");
+    false
+}
+
+/// Start test peers (`scripts/peers/run.sh NAME --host IP --port PORT`) and wait for each
+/// one's READY line. They stop when dropped.
+pub fn start_peers(peers: &[(&str, &str, u16)]) -> Vec<Reaped> {
+    let mut children: Vec<(String, Child)> = peers
+        .iter()
+        .map(|(name, ip, port)| {
+            let child = Command::new(root().join("scripts/peers/run.sh"))
+                .args([*name, "--host", *ip, "--port", &port.to_string()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn peer");
+            ((*name).to_string(), child)
+        })
+        .collect();
+    for (name, child) in &mut children {
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("READY"),
+            "peer {name} did not start: {line:?}"
+        );
+    }
+    children.into_iter().map(|(_, c)| Reaped(c)).collect()
+}

@@ -1,0 +1,118 @@
+"""Real MCP peer: the official Python SDK 1.x (FastMCP). Run with the py1 venv.
+
+    py1_server.py --mode MODE --host IP --port PORT [--path P]
+
+Modes:
+  streamable      streamable HTTP at --path (default /mcp), stateful (32-hex session ids), SSE replies
+  stateless-json  streamable HTTP, stateless_http=True, json_response=True
+  sse             legacy HTTP+SSE: GET --path (default /sse), POST /messages/?session_id=...
+  auth            streamable + AuthSettings + token verifier: 401 + RFC 9728 metadata at
+                  /.well-known/oauth-protected-resource/mcp; the bearer token `scout-test-token`
+                  is accepted (scope mcp:tools), anything else is 401
+  hostcheck       streamable with DNS-rebinding protection allowing only mcp.internal[:443],
+                  so a request with Host: <ip>:<port> gets 421 "Invalid Host header"
+
+The other modes allow Host <ip>:*, 127.0.0.1:*, localhost:* and [::1]:* (the SDK's own
+default for a server bound to 127.0.0.1, generalised to the address actually bound).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _peerlib  # noqa: E402
+
+MODES = ["streamable", "stateless-json", "sse", "auth", "hostcheck"]
+TOKEN = "scout-test-token"
+
+
+def build(args, port: int):
+    from mcp.server.fastmcp import FastMCP
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    ip = args.host
+    hostname = f"[{ip}]" if ":" in ip else ip
+    if args.mode == "hostcheck":
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=["mcp.internal", "mcp.internal:443"],
+            allowed_origins=["https://mcp.internal"],
+        )
+    else:
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=[f"{hostname}:*", "127.0.0.1:*", "localhost:*", "[::1]:*"],
+            allowed_origins=[f"http://{hostname}:*", "http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+        )
+
+    kwargs = {}
+    if args.mode == "auth":
+        from mcp.server.auth.provider import AccessToken, TokenVerifier
+        from mcp.server.auth.settings import AuthSettings
+
+        class StaticTokenVerifier(TokenVerifier):
+            async def verify_token(self, token: str) -> AccessToken | None:
+                if token == TOKEN:
+                    return AccessToken(token=token, client_id="mcp-scout-test", scopes=["mcp:tools"])
+                return None
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            kwargs["auth"] = AuthSettings(
+                issuer_url="https://auth.decoy.test",
+                resource_server_url=f"http://{hostname}:{port}{args.path}",
+                required_scopes=["mcp:tools"],
+            )
+        kwargs["token_verifier"] = StaticTokenVerifier()
+
+    path_kw = {"sse_path": args.path} if args.mode == "sse" else {"streamable_http_path": args.path}
+    mcp = FastMCP(
+        "weather-demo",
+        instructions="Weather demo server for mcp-scout tests: forecasts and arithmetic.",
+        host=ip,
+        port=port,
+        stateless_http=args.mode == "stateless-json",
+        json_response=args.mode == "stateless-json",
+        transport_security=security,
+        log_level="WARNING",
+        **path_kw,
+        **kwargs,
+    )
+
+    @mcp.tool()
+    def get_forecast(city: str) -> str:
+        """Get the weather forecast for a city."""
+        return f"Sunny in {city}, 21 C"
+
+    @mcp.tool()
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    @mcp.resource("weather://cities", mime_type="application/json")
+    def cities() -> str:
+        """Cities with a forecast."""
+        return '["Paris", "Oslo", "Lima"]'
+
+    @mcp.prompt()
+    def forecast_prompt(city: str) -> str:
+        """Ask for a forecast."""
+        return f"What is the weather in {city}?"
+
+    return mcp.sse_app() if args.mode == "sse" else mcp.streamable_http_app()
+
+
+def main() -> None:
+    args = _peerlib.parse_args(
+        __doc__.splitlines()[0], MODES, default_path=lambda a: "/sse" if a.mode == "sse" else "/mcp"
+    )
+    sock = _peerlib.bind(args.host, args.port)
+    app = build(args, sock.getsockname()[1])
+    _peerlib.serve_asgi(app, sock)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+//! Fingerprinting against real peers (scripts/peers): the official Python SDK 1.x and 2.x,
+//! the TypeScript SDK, an auth-protected and a Host-restricted server, decoys that must not be
+//! called MCP, and hostile servers that must not stall the scanner. All on 127.91.x.x.
+
+mod common;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{require_peers, scout, start_peers, stderr, stdout};
+use serde_json::Value;
+
+fn by_ip(doc: &Value) -> HashMap<String, Value> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["ip"].as_str().unwrap().to_string(), f.clone()))
+        .collect()
+}
+
+#[test]
+fn corpus_is_classified_right_with_zero_false_positives() {
+    if !require_peers("corpus_is_classified_right_with_zero_false_positives") {
+        return;
+    }
+    // (peer, address, kind, transport, protocol_version)
+    let mcp: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "py1-streamable",
+            "127.91.0.1",
+            "mcp",
+            "streamable-http",
+            "2025-11-25",
+        ),
+        (
+            "py1-stateless-json",
+            "127.91.0.2",
+            "mcp",
+            "streamable-http",
+            "2025-11-25",
+        ),
+        ("py1-sse", "127.91.0.3", "mcp", "sse", "2024-11-05"),
+        (
+            "py2-streamable",
+            "127.91.0.4",
+            "mcp",
+            "streamable-http",
+            "2025-11-25",
+        ),
+        (
+            "py2-stateless-json",
+            "127.91.0.5",
+            "mcp",
+            "streamable-http",
+            "2025-11-25",
+        ),
+        ("py2-sse", "127.91.0.6", "mcp", "sse", "2024-11-05"),
+        (
+            "ts-streamable",
+            "127.91.0.7",
+            "mcp",
+            "streamable-http",
+            "2025-11-25",
+        ),
+        ("ts-sse", "127.91.0.8", "mcp", "sse", "2024-11-05"),
+    ];
+    let decoys: &[(&str, &str, &str)] = &[
+        ("plain-http", "127.91.0.20", "http"),
+        ("jsonrpc", "127.91.0.21", "http"),
+        ("endless-sse", "127.91.0.22", "http"),
+        ("all-405", "127.91.0.23", "http"),
+        ("tls", "127.91.0.24", "http"),
+        ("banner", "127.91.0.25", "open"),
+    ];
+    let mut specs: Vec<(&str, &str, u16)> = mcp.iter().map(|m| (m.0, m.1, 8000)).collect();
+    specs.extend(decoys.iter().map(|d| (d.0, d.1, 8000)));
+    specs.push(("py1-auth", "127.91.0.9", 8000));
+    specs.push(("py1-hostcheck", "127.91.0.10", 8000));
+    let _peers = start_peers(&specs);
+
+    let out = scout(&["scan", "127.91.0.1-25", "-p", "8000", "--all", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = by_ip(&doc);
+    assert_eq!(f.len(), specs.len(), "one record per peer: {:?}", f.keys());
+
+    for (name, ip, kind, transport, version) in mcp {
+        let r = &f[*ip];
+        assert_eq!(r["kind"], *kind, "{name}: {r}");
+        assert_eq!(r["transport"], *transport, "{name}");
+        assert_eq!(r["protocol_version"], *version, "{name}");
+        assert!(
+            r["server_name"].as_str().is_some_and(|s| !s.is_empty()),
+            "{name}: {r}"
+        );
+        let tools: Vec<&str> = r["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert!(tools.contains(&"add"), "{name}: tools {tools:?}");
+        assert_eq!(
+            r["confidence"].as_f64().map(|c| c >= 0.95),
+            Some(true),
+            "{name}"
+        );
+        let url = r["url"].as_str().unwrap();
+        assert!(
+            url.starts_with(&format!("http://{ip}:8000/")),
+            "{name}: {url}"
+        );
+    }
+    // The 2.x SDK also speaks the modern era (server/discover).
+    let v2 = f["127.91.0.4"]["protocol_versions"].as_array().unwrap();
+    assert!(v2.iter().any(|v| v == "2026-07-28"), "{v2:?}");
+    // Stateful Python sessions are closed after probing.
+    let steps_doc = scout(&["probe", "http://127.91.0.1:8000/mcp"]);
+    assert!(
+        stdout(&steps_doc).contains("DELETE /mcp (close the probe session)"),
+        "{}",
+        stdout(&steps_doc)
+    );
+
+    let auth = &f["127.91.0.9"];
+    assert_eq!(auth["kind"], "mcp-auth-required", "{auth}");
+    assert_eq!(auth["auth"]["required"], true);
+    assert_eq!(auth["auth"]["resource"], "http://127.91.0.9:8000/mcp");
+    assert!(
+        !auth["auth"]["authorization_servers"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{auth}"
+    );
+
+    let host = &f["127.91.0.10"];
+    assert_eq!(host["kind"], "mcp-likely", "{host}");
+    assert!(
+        host["evidence"][0].as_str().unwrap().contains("421"),
+        "{host}"
+    );
+
+    for (name, ip, kind) in decoys {
+        assert_eq!(
+            f[*ip]["kind"], *kind,
+            "decoy {name} misclassified: {}",
+            f[*ip]
+        );
+    }
+    let tls = &f["127.91.0.24"];
+    assert_eq!(tls["http"]["scheme"], "https");
+    assert_eq!(tls["http"]["tls"]["subject"], "decoy.test", "{tls}");
+    assert!(
+        f["127.91.0.25"]["evidence"][0]
+            .as_str()
+            .unwrap()
+            .contains("SSH-2.0"),
+        "{}",
+        f["127.91.0.25"]
+    );
+    let s = &doc["scan"]["kinds"];
+    assert_eq!(
+        (
+            s["mcp"].as_u64(),
+            s["mcp_auth_required"].as_u64(),
+            s["mcp_likely"].as_u64()
+        ),
+        (Some(8), Some(1), Some(1)),
+        "{s}"
+    );
+}
+
+#[test]
+fn scan_lists_only_mcp_servers_unless_all_and_ports_only_without_fingerprinting() {
+    if !require_peers(
+        "scan_lists_only_mcp_servers_unless_all_and_ports_only_without_fingerprinting",
+    ) {
+        return;
+    }
+    let _peers = start_peers(&[
+        ("py1-stateless-json", "127.91.1.1", 8000),
+        ("plain-http", "127.91.1.2", 8000),
+    ]);
+    let out = scout(&["scan", "127.91.1.1-2", "-p", "8000", "-o", "json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["findings"].as_array().unwrap().len(), 1, "{doc}");
+    assert_eq!(doc["findings"][0]["kind"], "mcp");
+    assert_eq!(doc["scan"]["not_listed"], 1);
+    let out = scout(&[
+        "scan",
+        "127.91.1.1-2",
+        "-p",
+        "8000",
+        "--no-fingerprint",
+        "-o",
+        "json",
+    ]);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["open", "open"]);
+    // The table lists MCP servers first.
+    let out = scout(&["scan", "127.91.1.1-2", "-p", "8000", "--all"]);
+    let text = stdout(&out);
+    let (mcp_at, http_at) = (text.find("mcp ").unwrap(), text.find("http ").unwrap());
+    assert!(mcp_at < http_at, "{text}");
+}
+
+#[test]
+fn probe_reports_steps_and_exits_by_verdict() {
+    if !require_peers("probe_reports_steps_and_exits_by_verdict") {
+        return;
+    }
+    let _peers = start_peers(&[
+        ("py1-sse", "127.91.2.1", 8000),
+        ("jsonrpc", "127.91.2.2", 8000),
+    ]);
+    let out = scout(&["probe", "127.91.2.1:8000"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("event: endpoint")
+            && text.contains("Verdict: mcp")
+            && text.contains("Transport     sse"),
+        "{text}"
+    );
+    let out = scout(&["probe", "http://127.91.2.2:8000/", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rec["kind"], "http");
+    assert_eq!(rec["origins"], serde_json::json!(["static"]));
+    assert!(
+        rec["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("JSON-RPC")),
+        "{rec}"
+    );
+    let out = scout(&["probe", "ftp://127.91.2.2/"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("accepted forms"));
+}
+
+#[test]
+fn hostile_servers_end_within_their_deadlines() {
+    if !require_peers("hostile_servers_end_within_their_deadlines") {
+        return;
+    }
+    let names = [
+        "trickle-headers",
+        "endless-sse-body",
+        "huge-body",
+        "bad-utf8",
+        "bad-json",
+        "deep-json",
+        "redirect-loop",
+        "tls-stall",
+    ];
+    let ips: Vec<String> = (1..=names.len()).map(|i| format!("127.91.3.{i}")).collect();
+    let specs: Vec<(&str, &str, u16)> = names
+        .iter()
+        .zip(&ips)
+        .map(|(n, ip)| (*n, ip.as_str(), 8000))
+        .collect();
+    let _peers = start_peers(&specs);
+    let start = Instant::now();
+    let out = scout(&[
+        "scan",
+        "127.91.3.1-8",
+        "-p",
+        "8000",
+        "--all",
+        "-o",
+        "json",
+        "--fingerprint-budget",
+        "8s",
+    ]);
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Every endpoint runs in parallel within its 8 s budget (plus one 3 s request in flight).
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = by_ip(&doc);
+    assert_eq!(f.len(), names.len());
+    for (name, ip) in names.iter().zip(&ips) {
+        let r = &f[ip.as_str()];
+        let kind = r["kind"].as_str().unwrap();
+        assert!(kind == "http" || kind == "open", "{name}: {r}");
+        assert!(
+            !r["evidence"].as_array().unwrap().is_empty(),
+            "{name} has no evidence note: {r}"
+        );
+    }
+    let huge = f["127.91.3.3"]["evidence"].to_string();
+    assert!(
+        huge.contains("1048576"),
+        "the 100 MiB body is cut at the 1 MiB cap: {huge}"
+    );
+    assert!(
+        f["127.91.3.7"]["evidence"].to_string().contains("redirect"),
+        "{}",
+        f["127.91.3.7"]
+    );
+}
