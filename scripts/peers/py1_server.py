@@ -41,6 +41,9 @@ def build(args, port: int):
             allowed_hosts=["mcp.internal", "mcp.internal:443"],
             allowed_origins=["https://mcp.internal"],
         )
+    elif ip in ("0.0.0.0", "::"):
+        # Like FastMCP's own default: a wildcard bind serves any Host (no rebinding check).
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     else:
         security = TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
