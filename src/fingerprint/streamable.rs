@@ -523,3 +523,146 @@ async fn modern(ctx: &mut Ctx<'_>, url: &Url) -> Option<PathOutcome> {
         info: mcp,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The classifier over bytes captured from the real SDK servers (tests/fixtures/wire,
+    //! recorded by scripts/peers/record-fixtures.sh).
+    use super::*;
+
+    /// Parse a raw `curl -si` capture into what [`post`] would have seen.
+    fn load(name: &str) -> RpcReply {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/wire")
+            .join(name);
+        let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        parse(&raw, Expect::Initialize)
+    }
+
+    fn parse(raw: &[u8], expect: Expect) -> RpcReply {
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| (i, 4))
+            .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))
+            .unwrap_or((raw.len(), 0));
+        let head = String::from_utf8_lossy(&raw[..split.0]).into_owned();
+        let body = &raw[(split.0 + split.1).min(raw.len())..];
+        let mut lines = head.lines();
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let get = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let media = get("content-type")
+            .and_then(|c| c.split(';').next().map(|m| m.trim().to_ascii_lowercase()))
+            .unwrap_or_default();
+        let reply = if media == "text/event-stream" {
+            let mut p = SseParser::new(SseLimits::default());
+            p.push(body)
+                .unwrap_or_default()
+                .into_iter()
+                .chain(p.push(b"\n\n").unwrap_or_default())
+                .map(|e| jsonrpc::classify(e.data.as_bytes(), expect))
+                .find(|r| !matches!(r, Reply::NotJsonRpc | Reply::Malformed(_)))
+        } else if body.is_empty() {
+            None
+        } else {
+            Some(jsonrpc::classify(body, expect))
+        };
+        RpcReply {
+            status,
+            media,
+            session: get("mcp-session-id"),
+            location: get("location"),
+            www_authenticate: headers
+                .iter()
+                .filter(|(n, _)| n == "www-authenticate")
+                .map(|(_, v)| v.clone())
+                .collect(),
+            reply,
+            snippet: String::from_utf8_lossy(&body[..body.len().min(SNIPPET)]).into_owned(),
+        }
+    }
+
+    #[test]
+    fn every_sdk_initialize_result_is_a_handshake() {
+        for f in [
+            "py1-streamable.01-initialize-2025-11-25.http",
+            "py2-streamable.01-initialize-2025-11-25.http",
+            "ts-streamable.01-initialize-2025-11-25.http",
+            "py1-streamable.10-initialize-2024-11-05.http",
+            "py1-streamable.10-initialize-2099-01-01.http",
+        ] {
+            let r = load(f);
+            match &r.reply {
+                Some(Reply::Initialize(i)) => {
+                    assert!(i.known_version, "{f}: {}", i.protocol_version)
+                }
+                other => panic!("{f}: {other:?}"),
+            }
+            assert!(
+                r.session.is_some(),
+                "{f}: stateful servers send Mcp-Session-Id"
+            );
+        }
+    }
+
+    #[test]
+    fn host_rejections_and_session_errors_are_sdk_signals() {
+        for f in [
+            "py1-hostcheck.01-initialize.http",
+            "py1-streamable.31-bad-host.http",
+            "ts-streamable.31-bad-host.http",
+            "py1-streamable.09-tools-list-unknown-session.http",
+            "py1-streamable.40-discover-2026-07-28.http",
+            "ts-streamable.40-discover-2026-07-28.http",
+            "py1-stateless-json.40-discover-2026-07-28.http",
+        ] {
+            let r = load(f);
+            assert!(
+                sdk_signal(&r).is_some(),
+                "{f}: {} {:?} {:?}",
+                r.status,
+                r.snippet,
+                r.reply
+            );
+        }
+    }
+
+    #[test]
+    fn modern_era_discover_result_is_recognised() {
+        let raw = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/wire/py2-streamable.40-discover-2026-07-28.http"),
+        )
+        .unwrap();
+        let r = parse(&raw, Expect::Discover);
+        assert!(
+            matches!(&r.reply, Some(Reply::Discover(d)) if d.supported_versions.iter().any(|v| v == MODERN_VERSION)),
+            "{:?}",
+            r.reply
+        );
+    }
+
+    #[test]
+    fn every_capture_classifies_without_panicking() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wire");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_none_or(|e| e != "http") {
+                continue;
+            }
+            let r = parse(&std::fs::read(&p).unwrap(), Expect::Initialize);
+            let _ = sdk_signal(&r);
+            n += 1;
+        }
+        assert!(n > 100, "expected the full capture set, saw {n}");
+    }
+}
