@@ -64,6 +64,22 @@ fn every_malformed_input_exits_2_quoting_the_token() {
         ),
         (&["scan", "fd00::/64"], "fd00::/64", "/112"),
         (&["scan", "--bogus-flag"], "--bogus-flag", ""),
+        (
+            &["scan", "--paths", "/mcp,mcp", "127.0.0.1"],
+            "mcp",
+            "starts with '/'",
+        ),
+        (
+            &["scan", "--fingerprint-budget", "soon", "127.0.0.1"],
+            "soon",
+            "accepted forms",
+        ),
+        (&["probe", "127.0.0.1"], "127.0.0.1", "accepted forms"),
+        (
+            &["probe", "http://127.0.0.1:1/x", "--request-timeout", "0s"],
+            "0s",
+            "greater than zero",
+        ),
     ];
     for (args, token, hint) in cases {
         let out = scout(args);

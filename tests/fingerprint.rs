@@ -114,6 +114,14 @@ fn corpus_is_classified_right_with_zero_false_positives() {
     // The 2.x SDK also speaks the modern era (server/discover).
     let v2 = f["127.91.0.4"]["protocol_versions"].as_array().unwrap();
     assert!(v2.iter().any(|v| v == "2026-07-28"), "{v2:?}");
+    // MCP Mesh style health endpoints next to /mcp are recorded.
+    let health: Vec<&str> = f["127.91.0.2"]["health"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(health, ["/livez", "/ready"], "{}", f["127.91.0.2"]);
     // Stateful Python sessions are closed after probing.
     let steps_doc = scout(&["probe", "http://127.91.0.1:8000/mcp"]);
     assert!(
@@ -151,6 +159,10 @@ fn corpus_is_classified_right_with_zero_false_positives() {
     let tls = &f["127.91.0.24"];
     assert_eq!(tls["http"]["scheme"], "https");
     assert_eq!(tls["http"]["tls"]["subject"], "decoy.test", "{tls}");
+    assert_eq!(
+        tls["http"]["tls"]["not_after"], "2030-01-01T00:00:00Z",
+        "{tls}"
+    );
     assert!(
         f["127.91.0.25"]["evidence"][0]
             .as_str()

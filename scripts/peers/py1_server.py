@@ -105,6 +105,18 @@ def build(args, port: int):
         """Ask for a forecast."""
         return f"What is the weather in {city}?"
 
+    if args.mode == "stateless-json":
+        # Health endpoints next to /mcp, as an MCP Mesh agent serves them.
+        from starlette.responses import JSONResponse
+
+        @mcp.custom_route("/livez", methods=["GET"])
+        async def livez(_request):
+            return JSONResponse({"status": "alive"})
+
+        @mcp.custom_route("/ready", methods=["GET"])
+        async def ready(_request):
+            return JSONResponse({"status": "ready"})
+
     return mcp.sse_app() if args.mode == "sse" else mcp.streamable_http_app()
 
 
