@@ -35,6 +35,25 @@ pub enum Command {
     Scan(ScanArgs),
     /// Fingerprint one endpoint (URL or host:port) and show every step and everything learned.
     Probe(ProbeArgs),
+    /// Keep browsing mDNS and re-resolving SRV names; print appeared/gone events as JSON lines.
+    Watch(WatchArgs),
+}
+
+/// `mcp-scout watch` options.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Re-resolution interval of --srv names.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub interval: Duration,
+    /// Also fingerprint every in-scope service that appears.
+    #[arg(long)]
+    pub fingerprint: bool,
+    /// Fingerprinting limits.
+    #[command(flatten)]
+    pub fingerprint_args: FingerprintArgs,
+    /// What to watch, and the scope wall.
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
 }
 
 /// Fingerprinting options shared by `scan` and `probe`.
@@ -77,6 +96,38 @@ pub struct ProbeArgs {
     /// Fingerprinting limits.
     #[command(flatten)]
     pub fingerprint: FingerprintArgs,
+}
+
+/// mDNS / DNS SRV discovery options, shared by `scan` and `watch`.
+#[derive(Debug, Clone, Args)]
+pub struct DiscoveryArgs {
+    /// Browse mDNS/DNS-SD service types [default: _mcp._tcp.local., _http._tcp.local.]; put
+    /// targets before it or use --mdns=TYPE,TYPE.
+    #[arg(long, value_name = "TYPE", num_args = 0.., value_delimiter = ',')]
+    pub mdns: Option<Vec<String>>,
+    /// Enumerate every announced service type (_services._dns-sd._udp.local.) and browse them all.
+    #[arg(long)]
+    pub mdns_all: bool,
+    /// Time spent browsing mDNS.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3s")]
+    pub mdns_wait: Duration,
+    /// Interfaces to browse mDNS on (repeatable) [default: all]; their subnets form the mDNS scope.
+    #[arg(long, value_name = "NAME")]
+    pub interface: Vec<String>,
+    /// DNS SRV names to resolve (repeatable), e.g. _mcp._tcp.example.com or
+    /// _http._tcp.my-svc.my-ns.svc.cluster.local.
+    #[arg(long, value_name = "NAME")]
+    pub srv: Vec<String>,
+    /// DNS server for --srv, IP[:PORT] [default: the system resolver].
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub dns_server: Option<String>,
+    /// Deadline of one DNS query (two tries).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
+    pub dns_timeout: Duration,
+    /// Networks that announced addresses may be in (repeatable, comma-separated) [default: the
+    /// subnets of the chosen interfaces, plus loopback for mDNS and the explicit targets for SRV].
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    pub scope: Vec<String>,
 }
 
 /// Log formats.
@@ -169,6 +220,9 @@ pub struct ScanArgs {
     /// Fingerprinting limits.
     #[command(flatten)]
     pub fingerprint: FingerprintArgs,
+    /// Announce-based discovery (mDNS, DNS SRV) and the scope wall.
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
     /// Never draw the progress bar (it is drawn only when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,

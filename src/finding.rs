@@ -46,6 +46,10 @@ pub enum Origin {
     Sweep,
     /// Named by the user (`probe URL`).
     Static,
+    /// Announced over mDNS / DNS-SD.
+    Mdns,
+    /// Listed in a DNS SRV record.
+    Srv,
 }
 
 impl Origin {
@@ -54,6 +58,8 @@ impl Origin {
         match self {
             Self::Sweep => "sweep",
             Self::Static => "static",
+            Self::Mdns => "mdns",
+            Self::Srv => "srv",
         }
     }
 }
@@ -91,6 +97,8 @@ pub struct Record {
     pub kind: Option<Verdict>,
     /// The sources that found it.
     pub origins: Vec<Origin>,
+    /// mDNS instance names and SRV names it was announced under.
+    pub announced_as: Vec<String>,
     /// RFC 3339 UTC time of the answer.
     pub seen_at: String,
     /// The MCP endpoint (or the HTTP base URL).
@@ -136,6 +144,7 @@ impl From<&ProbeResult> for Record {
             rtt_ms: r.rtt.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
             kind: (r.state == PortState::Open).then_some(Verdict::Open),
             origins: vec![Origin::Sweep],
+            announced_as: Vec::new(),
             seen_at: rfc3339(r.seen_at),
             url: None,
             transport: None,

@@ -38,6 +38,10 @@ async fn run(cli: Cli) -> anyhow::Result<ScanOutcome> {
     mcp_scout::shutdown::cancel_on_signal(shutdown.clone());
     match cli.command {
         Command::Scan(args) => Ok(scan::run(args, shutdown).await?),
+        Command::Watch(args) => {
+            mcp_scout::watch::run(args, shutdown).await?;
+            Ok(ScanOutcome::Found)
+        }
         Command::Probe(args) => Ok(if probe::run(args, shutdown).await? {
             ScanOutcome::Found
         } else {

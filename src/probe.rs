@@ -207,6 +207,7 @@ pub async fn run(args: ProbeArgs, shutdown: CancellationToken) -> Result<bool, P
             addr,
             https: named.https,
             path: named.path.clone(),
+            hint_path: None,
         };
         let result = tokio::select! {
             r = fp.fingerprint(&target) => Some(r),

@@ -25,6 +25,7 @@ use crate::discover::sweep::{
 };
 use crate::finding::{rfc3339, PortState, ProbeResult, Record};
 use crate::fingerprint::{Fingerprint, Fingerprinter, ProbeTarget};
+use crate::gather::{Announced, Discovery};
 use crate::output::{progress, ResultWriter, Summary, WriteError};
 use crate::ports::{PortList, PortSpecError};
 use crate::target::{self, TargetError, TargetSet, TargetSpec};
@@ -81,6 +82,9 @@ pub enum ScanError {
     /// Bad fingerprinting options, or the HTTP client could not be built.
     #[error(transparent)]
     Fingerprint(#[from] crate::probe::ProbeError),
+    /// Bad discovery options, or mDNS/DNS could not start.
+    #[error(transparent)]
+    Gather(#[from] crate::gather::GatherError),
 }
 
 /// How the scan ended.
@@ -90,6 +94,11 @@ pub enum ScanOutcome {
     Found,
     /// Nothing matched.
     NothingFound,
+}
+
+fn announce_requested(args: &ScanArgs) -> bool {
+    let d = &args.discovery;
+    d.mdns.is_some() || d.mdns_all || !d.srv.is_empty()
 }
 
 fn parse_report(s: &str) -> Result<StateFilter, ScanError> {
@@ -109,6 +118,7 @@ fn parse_report(s: &str) -> Result<StateFilter, ScanError> {
 
 /// Everything resolved: targets expanded, limits computed.
 struct ScanPlan {
+    discovery: Discovery,
     labels: Vec<String>,
     targets: Arc<TargetSet>,
     ports: PortList,
@@ -148,7 +158,7 @@ async fn plan(args: &ScanArgs) -> Result<ScanPlan, ScanError> {
             tracing::info!("--local: {} {}", n.interface, n.net);
             specs.push(TargetSpec::Net(n.net));
         }
-    } else if specs.is_empty() {
+    } else if specs.is_empty() && !announce_requested(args) {
         specs = DEFAULT_TARGETS
             .iter()
             .map(|t| TargetSpec::parse(t))
@@ -202,7 +212,9 @@ async fn plan(args: &ScanArgs) -> Result<ScanPlan, ScanError> {
         rate,
     });
     tracing::debug!(concurrency, ?rate, shards, nofile, "sweep limits");
+    let discovery = crate::gather::discovery(&args.discovery, targets.ranges())?;
     Ok(ScanPlan {
+        discovery,
         labels: specs.iter().map(ToString::to_string).collect(),
         targets: Arc::new(targets),
         ports,
@@ -234,6 +246,7 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
     let clock = Instant::now();
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let ScanPlan {
+        discovery,
         labels,
         targets,
         ports,
@@ -248,13 +261,14 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
         ..Summary::default()
     };
 
-    if targets.is_empty() {
+    if targets.is_empty() && !discovery.any() {
         tracing::warn!("nothing to scan: every target was excluded or did not resolve");
     }
 
-    // Host discovery.
+    // Host discovery (ICMP) and announce-based discovery (mDNS, SRV) run side by side.
     let mut alive: Option<Arc<HostMask>> = None;
-    if let Some(popts) = ping.filter(|_| !targets.is_empty()) {
+    let ping_fut = async {
+        let popts = ping.clone().filter(|_| !targets.is_empty())?;
         let stats = Arc::new(PingStats::default());
         let stop = CancellationToken::new();
         let bar = show_progress.then(|| {
@@ -268,21 +282,45 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
         if let Some(b) = bar {
             let _ = b.await;
         }
-        match res {
-            Err(e) => tracing::warn!("{e}"),
-            Ok(d) if d.answered == 0 && d.pinged > 0 => tracing::warn!(
-                "no host answered ICMP echo ({} pinged); sweeping every host (pass --no-ping to skip discovery)",
-                d.pinged
-            ),
-            Ok(d) => {
-                tracing::info!("host discovery: {} of {} hosts answered ICMP echo", d.answered, d.pinged);
-                summary.hosts_up = Some(d.mask.count());
-                alive = Some(Arc::new(d.mask));
+        Some(res)
+    };
+    let gather_fut = async {
+        if discovery.any() {
+            crate::gather::gather(&discovery, &shutdown).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let (ping_res, gathered) = tokio::join!(ping_fut, gather_fut);
+    let mut gathered = gathered?.unwrap_or_default();
+    for note in &gathered.notes {
+        tracing::warn!("{note}");
+    }
+    summary.announced = gathered.candidates.len() as u64;
+    summary.out_of_scope = gathered.out_of_scope.clone();
+    match ping_res {
+        None => {}
+        Some(Err(e)) => tracing::warn!("{e}"),
+        Some(Ok(d)) if d.answered == 0 && d.pinged > 0 => tracing::warn!(
+            "no host answered ICMP echo ({} pinged); sweeping every host (pass --no-ping to skip discovery)",
+            d.pinged
+        ),
+        Some(Ok(mut d)) => {
+            tracing::info!("host discovery: {} of {} hosts answered ICMP echo", d.answered, d.pinged);
+            // A host that announced itself is up, whatever ICMP said.
+            for addr in gathered.candidates.keys() {
+                if let Some(i) = targets.index_of(addr.ip()) {
+                    d.mask.set(i);
+                }
             }
+            summary.hosts_up = Some(d.mask.count());
+            alive = Some(Arc::new(d.mask));
         }
     }
 
     // Sweep.
+    let sweep_report = sweep_opts.report;
+    let sweep_timeout_val = sweep_opts.timeout;
     let stats = Arc::new(SweepStats::default());
     let (tx, mut rx) = mpsc::channel(RESULT_CHANNEL);
     let sweep = Sweep::new(targets.clone(), ports, alive, sweep_opts);
@@ -297,6 +335,8 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
     let engine = tokio::spawn(sweep.run(tx, stats.clone(), engine_stop.clone()));
 
     let mut writer = ResultWriter::new(args.output, std::io::stdout().lock());
+    let sweep_filter = sweep_report;
+    let sweep_timeout = sweep_timeout_val;
     summary.fingerprinted = fingerprinter.is_some();
     let mut emit = Emitter {
         writer: &mut writer,
@@ -310,42 +350,94 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
     let permits = Arc::new(tokio::sync::Semaphore::new(usize::from(
         args.fingerprint_concurrency,
     )));
-    let mut tasks: JoinSet<(ProbeResult, Fingerprint)> = JoinSet::new();
-    let mut pending: HashMap<tokio::task::Id, ProbeResult> = HashMap::new();
+    let mut tasks: JoinSet<Done> = JoinSet::new();
+    let mut pending: HashMap<tokio::task::Id, (ProbeResult, Option<Announced>)> = HashMap::new();
     let mut sweep_done = false;
+    let mut direct_started = false;
+    let connect_timeout = sweep_timeout;
     loop {
+        // Announced addresses the sweep did not cover are probed directly once it is done.
+        if sweep_done && !direct_started {
+            direct_started = true;
+            let mut rest: Vec<(SocketAddr, Announced)> = gathered.candidates.drain().collect();
+            rest.sort_by_key(|(a, _)| *a);
+            for (addr, ann) in rest {
+                let fp = fingerprinter.clone();
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let placeholder = ProbeResult {
+                    ip: addr.ip(),
+                    port: addr.port(),
+                    state: PortState::Open,
+                    rtt: None,
+                    attempts: 1,
+                    seen_at: std::time::SystemTime::now(),
+                };
+                let ann2 = ann.clone();
+                let handle = tasks.spawn(async move {
+                    let _permit = permit;
+                    let res = connect_once(addr, connect_timeout).await;
+                    let fp = match (&fp, res.state) {
+                        (Some(f), PortState::Open) => {
+                            Some(f.fingerprint(&target_for(addr, Some(&ann2))).await)
+                        }
+                        _ => None,
+                    };
+                    Done {
+                        res,
+                        fp,
+                        ann: Some(ann2),
+                        swept: false,
+                    }
+                });
+                pending.insert(handle.id(), (placeholder, Some(ann)));
+            }
+        }
         tokio::select! {
             res = rx.recv(), if !sweep_done => match res {
-                Some(res) if res.state == PortState::Open && fingerprinter.is_some() => {
-                    let fp = fingerprinter.clone().expect("checked above");
-                    let Ok(permit) = permits.clone().acquire_owned().await else { break };
-                    let target = ProbeTarget { addr: SocketAddr::new(res.ip, res.port), https: None, path: None };
-                    let handle = tasks.spawn(async move {
-                        let _permit = permit;
-                        let f = fp.fingerprint(&target).await;
-                        (res, f)
-                    });
-                    pending.insert(handle.id(), res);
+                Some(res) => {
+                    let ann = gathered.candidates.remove(&SocketAddr::new(res.ip, res.port));
+                    match (&fingerprinter, res.state) {
+                        (Some(fp), PortState::Open) => {
+                            let fp = fp.clone();
+                            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                            let target = target_for(SocketAddr::new(res.ip, res.port), ann.as_ref());
+                            let ann2 = ann.clone();
+                            let handle = tasks.spawn(async move {
+                                let _permit = permit;
+                                let f = fp.fingerprint(&target).await;
+                                Done { res, fp: Some(f), ann: ann2, swept: true }
+                            });
+                            pending.insert(handle.id(), (res, ann));
+                        }
+                        _ => emit.record(make_record(Done { res, fp: None, ann, swept: true })),
+                    }
                 }
-                Some(res) => emit.record(Record::from(&res)),
                 None => sweep_done = true,
             },
             Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
-                Ok((id, (res, f))) => {
+                Ok((id, done)) => {
                     pending.remove(&id);
-                    emit.record(Record::from(&res).with_fingerprint(f));
+                    if done.res.state == PortState::Open || sweep_filter.contains(done.res.state) {
+                        emit.record(make_record(done));
+                    }
                 }
                 Err(e) => {
-                    // Aborted on shutdown (or panicked): the open port is still reported.
-                    if let Some(res) = pending.remove(&e.id()) {
-                        let mut r = Record::from(&res);
+                    // Aborted on shutdown (or panicked): the port is still reported.
+                    if let Some((res, ann)) = pending.remove(&e.id()) {
+                        let mut r = make_record(Done { res, fp: None, ann, swept: true });
                         r.evidence.push("interrupted before fingerprinting finished".into());
                         emit.record_unfiltered(r);
                     }
                 }
             },
             () = shutdown.cancelled(), if !tasks.is_empty() => tasks.abort_all(),
-            else => break,
+            else => {
+                if sweep_done && direct_started {
+                    break;
+                }
+            }
         }
         if emit.error.is_some() {
             engine_stop.cancel();
@@ -404,6 +496,69 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
     } else {
         ScanOutcome::NothingFound
     })
+}
+
+/// A probed address: its sweep (or direct) result, fingerprint and announcements.
+struct Done {
+    res: ProbeResult,
+    fp: Option<Fingerprint>,
+    ann: Option<Announced>,
+    /// Whether the sweep probed it (origin `sweep`).
+    swept: bool,
+}
+
+fn make_record(d: Done) -> Record {
+    let mut r = Record::from(&d.res);
+    if !d.swept {
+        r.origins.clear();
+    }
+    if let Some(a) = &d.ann {
+        for o in &a.origins {
+            if !r.origins.contains(o) {
+                r.origins.push(*o);
+            }
+        }
+        r.announced_as.clone_from(&a.names);
+    }
+    let mut r = match d.fp {
+        Some(f) => r.with_fingerprint(f),
+        None => r,
+    };
+    if let Some(v) = d.ann.as_ref().and_then(|a| a.hints.version.as_ref()) {
+        r.evidence.push(format!("announced version {v:?}"));
+    }
+    r
+}
+
+fn target_for(addr: SocketAddr, ann: Option<&Announced>) -> ProbeTarget {
+    ProbeTarget {
+        addr,
+        https: None,
+        path: None,
+        hint_path: ann.and_then(|a| a.hints.path.clone()),
+    }
+}
+
+/// One TCP connect, for announced addresses the sweep did not cover.
+async fn connect_once(addr: SocketAddr, timeout: std::time::Duration) -> ProbeResult {
+    let start = Instant::now();
+    let (state, rtt) =
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => (PortState::Open, Some(start.elapsed())),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                (PortState::Closed, Some(start.elapsed()))
+            }
+            Ok(Err(_)) => (PortState::Unreachable, None),
+            Err(_) => (PortState::Filtered, None),
+        };
+    ProbeResult {
+        ip: addr.ip(),
+        port: addr.port(),
+        state,
+        rtt,
+        attempts: 1,
+        seen_at: SystemTime::now(),
+    }
 }
 
 /// Sends records to the writer, hiding non-MCP open ports unless `--all`, and counting.

@@ -454,6 +454,15 @@ impl TargetSet {
         self.ranges[k].addr_at(i - self.starts[k])
     }
 
+    /// The dense index of `ip`, if the set holds it.
+    pub fn index_of(&self, ip: IpAddr) -> Option<u64> {
+        let v = ip_to_u128(ip);
+        let v6 = ip.is_ipv6();
+        let k = self.ranges.partition_point(|r| (r.v6, r.end) < (v6, v));
+        let r = self.ranges.get(k)?;
+        (r.v6 == v6 && r.start <= v && v <= r.end).then(|| self.starts[k] + (v - r.start) as u64)
+    }
+
     /// Whether every address is a loopback address (no ping, no rate limit needed).
     pub fn all_loopback(&self) -> bool {
         self.ranges.iter().all(|r| {
@@ -592,6 +601,17 @@ mod tests {
         assert_eq!(all(&s), ["127.0.0.1", "::1"]);
         assert!(s.all_loopback());
         assert!(set(&["10.0.0.0/24"], &["10.0.0.0/16"]).is_empty());
+    }
+
+    #[test]
+    fn index_of_inverts_addr() {
+        let s = set(&["10.0.0.0/30", "10.0.1.5-7", "::1"], &["10.0.0.2"]);
+        for i in 0..s.len() {
+            assert_eq!(s.index_of(s.addr(i)), Some(i));
+        }
+        assert_eq!(s.index_of("10.0.0.2".parse().unwrap()), None);
+        assert_eq!(s.index_of("10.0.1.8".parse().unwrap()), None);
+        assert_eq!(s.index_of("::2".parse().unwrap()), None);
     }
 
     #[test]

@@ -50,6 +50,29 @@ pub fn local_subnets() -> std::io::Result<(Vec<LocalNet>, Vec<String>)> {
     Ok((nets, skipped))
 }
 
+/// Every attached network (any width, link-local and loopback excluded) with its interface:
+/// the default scope for announced addresses.
+pub fn attached_networks() -> std::io::Result<Vec<(String, IpNetwork)>> {
+    let mut out = Vec::new();
+    for (interface, ip, mask) in interface_addrs()? {
+        let prefix = match mask {
+            IpAddr::V4(m) => u32::from(m).leading_ones() as u8,
+            IpAddr::V6(m) => u128::from(m).leading_ones() as u8,
+        };
+        let link_local = match ip {
+            IpAddr::V4(v4) => v4.is_link_local(),
+            IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        };
+        if ip.is_loopback() || link_local {
+            continue;
+        }
+        if let Ok(net) = IpNetwork::new(ip, prefix) {
+            out.push((interface, net));
+        }
+    }
+    Ok(out)
+}
+
 /// (interface, address, netmask) for every configured IPv4/IPv6 address, via getifaddrs(3).
 fn interface_addrs() -> std::io::Result<Vec<(String, IpAddr, IpAddr)>> {
     let mut out = Vec::new();

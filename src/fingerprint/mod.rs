@@ -357,6 +357,8 @@ pub struct ProbeTarget {
     pub https: Option<bool>,
     /// Only this path (from a URL), instead of the path list.
     pub path: Option<String>,
+    /// A path announced in a TXT record: tried first, before the path list.
+    pub hint_path: Option<String>,
 }
 
 impl Fingerprinter {
@@ -371,9 +373,12 @@ impl Fingerprinter {
     /// Fingerprint one endpoint within the budget.
     pub async fn fingerprint(&self, target: &ProbeTarget) -> Fingerprint {
         let deadline = Instant::now() + self.opts.budget;
-        let paths: Vec<String> = match &target.path {
-            Some(p) => vec![p.clone()],
-            None => self.opts.paths.clone(),
+        let paths: Vec<String> = match (&target.path, &target.hint_path) {
+            (Some(p), _) => vec![p.clone()],
+            (None, Some(h)) => std::iter::once(h.clone())
+                .chain(self.opts.paths.iter().filter(|p| *p != h).cloned())
+                .collect(),
+            (None, None) => self.opts.paths.clone(),
         };
         let first = paths.first().cloned().unwrap_or_else(|| "/".into());
 

@@ -37,6 +37,14 @@ impl From<io::Error> for WriteError {
     }
 }
 
+/// Write one value as a JSON line and flush (streaming outputs: NDJSON results, `watch`).
+pub fn json_line<W: Write, T: Serialize>(out: &mut W, v: &T) -> Result<(), WriteError> {
+    serde_json::to_writer(&mut *out, v).map_err(io::Error::from)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
 /// End-of-scan facts printed with the results.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -78,6 +86,10 @@ pub struct Summary {
     pub kinds: KindCounts,
     /// Open ports fingerprinted as not MCP and left out (pass --all to list them).
     pub not_listed: u64,
+    /// In-scope addresses announced over mDNS or DNS SRV.
+    pub announced: u64,
+    /// Announced addresses outside the scope: reported, never contacted.
+    pub out_of_scope: Vec<crate::gather::OutOfScope>,
 }
 
 /// Open ports by fingerprint verdict.
@@ -314,6 +326,13 @@ fn fingerprint_row(r: &Record) -> Vec<String> {
             _ if kind == Verdict::Mcp => "none".into(),
             _ => dash(),
         },
+        {
+            let o: Vec<&str> = r.origins.iter().map(|o| o.as_str()).collect();
+            match r.announced_as.first() {
+                Some(n) => format!("{} ({n})", o.join("+")),
+                None => o.join("+"),
+            }
+        },
     ]
 }
 
@@ -369,6 +388,13 @@ pub fn summary_line(s: &Summary) -> String {
         if s.not_listed > 0 {
             line.push_str(&format!(" ({} not listed: --all)", s.not_listed));
         }
+    }
+    if s.announced > 0 || !s.out_of_scope.is_empty() {
+        line.push_str(&format!(
+            " · {} announced, {} out of scope (not probed)",
+            s.announced,
+            s.out_of_scope.len()
+        ));
     }
     if let Some(up) = s.hosts_up {
         line.push_str(&format!(
