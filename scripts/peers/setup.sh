@@ -7,12 +7,14 @@
 # Into ${MCP_SCOUT_PEERS:-<repo>/target/peers}:
 #   py1/   venv with the official Python SDK 1.x (FastMCP)        <- requirements-py1.txt
 #   py2/   venv with the official Python SDK 2.x (MCPServer)      <- requirements-py2.txt
+#   mdns/  venv with python-zeroconf (mdns_publish.py)           <- requirements-mdns.txt
 #   node/  the official TypeScript SDK + express + zod            <- node/package{,-lock}.json
 #
 # Each part is checked (the SDK imports) right after it is installed, and skipped later
 # when its stamp file holds the hash of its pin file(s) and of the
 # interpreter version, so a second run takes well under a second. The decoy and hostile
-# peers (decoys.py) need only python3 and the openssl CLI.
+# peers (decoys.py) need only python3 and the openssl CLI; the DNS SRV peer (dnsmasq.sh) needs
+# dnsmasq (Debian's dnsmasq-base: the binary only, no service is started).
 #
 # To move the pins forward: install into a fresh venv with `pip install "mcp<2"` (or
 # "mcp>=2,<3"), `pip freeze` into the requirements file and keep its comment line; for node,
@@ -44,13 +46,15 @@ apt_install() {
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@"
 }
 
-# System prerequisites: python3 with venv/ensurepip, the openssl CLI (tls decoy), node + npm.
+# System prerequisites: python3 with venv/ensurepip, the openssl CLI (tls decoy), node + npm,
+# dnsmasq (dnsmasq.sh).
 need=()
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 if ! python3 -c 'import importlib.util as u, sys; sys.exit(not (u.find_spec("ensurepip") and u.find_spec("venv")))' >/dev/null 2>&1; then
 	need+=(python3-venv)
 fi
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v dnsmasq >/dev/null 2>&1 || [[ -x /usr/sbin/dnsmasq ]] || need+=(dnsmasq-base)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
@@ -96,6 +100,7 @@ install_node() {
 
 install_venv py1 "$here/requirements-py1.txt" 'from mcp.server.fastmcp import FastMCP'
 install_venv py2 "$here/requirements-py2.txt" 'from mcp.server.mcpserver import MCPServer'
+install_venv mdns "$here/requirements-mdns.txt" 'from zeroconf import Zeroconf, ServiceInfo'
 install_node
 
 echo "peers: ready in $peers" >&2

@@ -161,6 +161,7 @@ impl MdnsBrowser {
             let tx = tx.clone();
             tokio::spawn(async move {
                 while let Ok(ev) = events.recv_async().await {
+                    tracing::debug!(?ev, "mdns event");
                     if tx.send(ev).await.is_err() {
                         break;
                     }

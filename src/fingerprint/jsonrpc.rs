@@ -498,12 +498,22 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
-    const PY_INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"experimental":{},"prompts":{"listChanged":false},"resources":{"subscribe":false,"listChanged":false},"tools":{"listChanged":false}},"serverInfo":{"name":"weather","version":"1.9.4"},"instructions":"Ask about the weather."}}"#;
-    const TS_INITIALIZE: &str = r#"{"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{"listChanged":true},"logging":{}},"serverInfo":{"name":"simple-streamable-http-server","version":"1.0.0"}},"jsonrpc":"2.0","id":1}"#;
-    const PY_MISSING_SESSION: &str = r#"{"jsonrpc":"2.0","id":"server-error","error":{"code":-32600,"message":"Bad Request: Missing session ID"}}"#;
-    const TS_NO_SESSION: &str = r#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: No valid session ID provided"},"id":null}"#;
-    const MODERN_DISCOVER: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"supportedVersions":["2026-07-28","2025-11-25"],"capabilities":{"tools":{}},"instructions":"hi","ttlMs":60000,"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"modern","version":"2.0.0"}}}}"#;
-    const MODERN_REFUSAL: &str = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32022,"message":"Unsupported protocol version","data":{"supported":["2026-07-28"],"requested":"2025-11-25"}}}"#;
+    // Bodies captured from real servers (tests/fixtures/wire: mcp 1.30 FastMCP = py1, mcp 2.3
+    // MCPServer = py2, TypeScript SDK 1.32.2 = ts), SSE framing removed.
+    const PY1_INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{"experimental":{},"prompts":{"listChanged":false},"resources":{"subscribe":false,"listChanged":false},"tools":{"listChanged":false}},"serverInfo":{"name":"weather-demo","version":"1.30.0"},"instructions":"Weather demo server for mcp-scout tests: forecasts and arithmetic."}}"#;
+    const PY2_INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"capabilities":{"prompts":{"listChanged":false},"resources":{"listChanged":false,"subscribe":false},"tools":{"listChanged":false}},"instructions":"Weather demo server (SDK 2.x) for mcp-scout tests: forecasts and arithmetic.","protocolVersion":"2025-11-25","serverInfo":{"name":"weather-demo-v2","version":""}}}"#;
+    const TS_INITIALIZE: &str = r#"{"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{"listChanged":true}},"serverInfo":{"name":"weather-demo-ts","version":"1.0.0"},"instructions":"Weather demo server (TypeScript SDK) for mcp-scout tests."},"jsonrpc":"2.0","id":1}"#;
+    const PY1_MISSING_SESSION: &str = r#"{"jsonrpc":"2.0","id":"server-error","error":{"code":-32600,"message":"Bad Request: Missing session ID"}}"#;
+    const PY2_UNKNOWN_SESSION: &str =
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}"#;
+    const TS_NOT_ACCEPTABLE: &str = r#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Not Acceptable: Client must accept both application/json and text/event-stream"},"id":null}"#;
+    const PY2_DISCOVER: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"cacheScope":"private","capabilities":{"prompts":{"listChanged":true},"resources":{"listChanged":true,"subscribe":true},"tools":{"listChanged":true}},"instructions":"Weather demo server (SDK 2.x) for mcp-scout tests: forecasts and arithmetic.","resultType":"complete","supportedVersions":["2026-07-28"],"ttlMs":0,"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"weather-demo-v2","version":""}}}}"#;
+    const PY2_UNSUPPORTED_VERSION: &str = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32022,"message":"Unsupported protocol version","data":{"supported":["2026-07-28"],"requested":"2099-01-01"}}}"#;
+    const PY2_METHOD_MISMATCH: &str = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32020,"message":"mcp-method header does not match the request body's method"}}"#;
+    const PY2_INITIALIZE_IN_MODERN_ENVELOPE: &str = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found","data":"initialize"}}"#;
+    const PY1_TOOLS: &str = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"get_forecast","description":"Get the weather forecast for a city.","inputSchema":{"properties":{"city":{"title":"City","type":"string"}},"required":["city"],"title":"get_forecastArguments","type":"object"},"outputSchema":{"properties":{"result":{"title":"Result","type":"string"}},"required":["result"],"title":"get_forecastOutput","type":"object"}},{"name":"add","description":"Add two integers.","inputSchema":{"properties":{"a":{"title":"A","type":"integer"},"b":{"title":"B","type":"integer"}},"required":["a","b"],"title":"addArguments","type":"object"},"outputSchema":{"properties":{"result":{"title":"Result","type":"integer"}},"required":["result"],"title":"addOutput","type":"object"}}]}}"#;
+    const PY2_TOOLS: &str = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"description":"Get the weather forecast for a city.","inputSchema":{"properties":{"city":{"title":"City","type":"string"}},"required":["city"],"type":"object","title":"get_forecastArguments"},"name":"get_forecast","outputSchema":{"properties":{"result":{"title":"Result","type":"string"}},"required":["result"],"type":"object","title":"get_forecastOutput"}},{"description":"Add two integers.","inputSchema":{"properties":{"a":{"title":"A","type":"integer"},"b":{"title":"B","type":"integer"}},"required":["a","b"],"type":"object","title":"addArguments"},"name":"add","outputSchema":{"properties":{"result":{"title":"Result","type":"integer"}},"required":["result"],"type":"object","title":"addOutput"}}]}}"#;
+    // Synthetic: a cursor, a tool without schema and an entry without a name.
     const TOOLS: &str = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"get_forecast","description":"Get weather forecast for a location.","inputSchema":{"type":"object","properties":{"latitude":{"type":"number"},"longitude":{"type":"number"}},"required":["latitude","longitude"]}},{"name":"ping"},{"description":"no name"}],"nextCursor":"abc"}}"#;
     const ETH_CHAIN_ID: &str = r#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#;
     const ETH_NO_METHOD: &str = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"the method initialize does not exist/is not available"}}"#;
@@ -526,29 +536,41 @@ mod tests {
 
     /// The Initialize fixture with `result` changed by `edit`.
     fn edited_init(edit: impl FnOnce(&mut Map<String, Value>)) -> Reply {
-        let mut body: Value = serde_json::from_str(PY_INITIALIZE).unwrap();
+        let mut body: Value = serde_json::from_str(PY1_INITIALIZE).unwrap();
         edit(body["result"].as_object_mut().unwrap());
         classify(body.to_string().as_bytes(), Expect::Initialize)
     }
 
     #[test]
-    fn python_initialize_is_a_handshake() {
-        let info = init(PY_INITIALIZE);
-        assert_eq!(info.protocol_version, "2025-06-18");
+    fn python_1x_initialize_is_a_handshake() {
+        let info = init(PY1_INITIALIZE);
+        assert_eq!(info.protocol_version, "2025-11-25");
         assert!(info.known_version);
         assert_eq!(
             (info.server_name.as_str(), info.server_version.as_str()),
-            ("weather", "1.9.4")
+            ("weather-demo", "1.30.0")
         );
         assert_eq!(info.capabilities["tools"], json!({"listChanged": false}));
-        assert_eq!(info.instructions.as_deref(), Some("Ask about the weather."));
+        assert!(info
+            .instructions
+            .unwrap()
+            .starts_with("Weather demo server"));
     }
 
     #[test]
-    fn typescript_initialize_with_keys_in_any_order_is_a_handshake() {
+    fn python_2x_initialize_with_empty_server_version_is_a_handshake() {
+        let info = init(PY2_INITIALIZE);
+        assert_eq!(
+            (info.server_name.as_str(), info.server_version.as_str()),
+            ("weather-demo-v2", "")
+        );
+    }
+
+    #[test]
+    fn typescript_initialize_with_result_before_jsonrpc_is_a_handshake() {
         let info = init(TS_INITIALIZE);
-        assert_eq!(info.server_name, "simple-streamable-http-server");
-        assert_eq!(info.instructions, None);
+        assert_eq!(info.server_name, "weather-demo-ts");
+        assert_eq!(info.capabilities, json!({"tools": {"listChanged": true}}));
     }
 
     #[test]
@@ -599,35 +621,45 @@ mod tests {
         );
         // A handshake shape answering the wrong request proves nothing either.
         assert_eq!(
-            classify(PY_INITIALIZE.as_bytes(), Expect::Tools),
+            classify(PY1_INITIALIZE.as_bytes(), Expect::Tools),
             Reply::OtherResult
         );
     }
 
     #[test]
     fn sdk_transport_errors_keep_their_ids() {
-        let py = error(PY_MISSING_SESSION);
-        assert_eq!((py.code, py.id.clone()), (-32600, json!("server-error")));
-        assert_eq!(py.message, "Bad Request: Missing session ID");
-        let ts = error(TS_NO_SESSION);
+        let py1 = error(PY1_MISSING_SESSION);
+        assert_eq!((py1.code, py1.id.clone()), (-32600, json!("server-error")));
+        assert_eq!(py1.message, "Bad Request: Missing session ID");
+        let py2 = error(PY2_UNKNOWN_SESSION);
+        assert_eq!((py2.code, py2.id.clone()), (-32600, Value::Null));
+        let ts = error(TS_NOT_ACCEPTABLE);
         assert_eq!((ts.code, ts.id.clone()), (-32000, Value::Null));
-        assert!(!py.is_modern_era_hint() && !ts.is_modern_era_hint());
+        assert!(ts
+            .message
+            .starts_with("Not Acceptable: Client must accept both"));
+        assert!([py1, py2, ts].iter().all(|e| !e.is_modern_era_hint()));
     }
 
     #[test]
     fn modern_era_refusals_are_hints() {
-        let e = error(MODERN_REFUSAL);
+        let e = error(PY2_UNSUPPORTED_VERSION);
         assert!(e.is_modern_era_hint());
         assert_eq!(e.supported, Some(vec!["2026-07-28".to_owned()]));
-        assert_eq!(e.data.unwrap()["requested"], "2025-11-25");
-        let mismatch =
-            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32020,"message":"header mismatch"}}"#;
-        assert!(error(mismatch).is_modern_era_hint());
+        assert_eq!(e.data.unwrap()["requested"], "2099-01-01");
+        assert!(error(PY2_METHOD_MISMATCH).is_modern_era_hint());
         let by_data = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"x","data":{"supported":"2026-07-28"}}}"#;
         assert_eq!(
             error(by_data).supported,
             Some(vec!["2026-07-28".to_owned()])
         );
+        // What py2 answers `initialize` in the 2026 envelope: a plain -32601, no hint by itself.
+        let refused = error(PY2_INITIALIZE_IN_MODERN_ENVELOPE);
+        assert_eq!(
+            (refused.code, refused.data),
+            (-32601, Some(json!("initialize")))
+        );
+        assert_eq!(refused.supported, None);
     }
 
     #[test]
@@ -640,24 +672,46 @@ mod tests {
     }
 
     #[test]
-    fn server_discover_result() {
-        let Reply::Discover(d) = classify(MODERN_DISCOVER.as_bytes(), Expect::Discover) else {
+    fn python_2x_server_discover_result() {
+        let Reply::Discover(d) = classify(PY2_DISCOVER.as_bytes(), Expect::Discover) else {
             panic!("not a discover result");
         };
-        assert_eq!(d.supported_versions, ["2026-07-28", "2025-11-25"]);
-        assert_eq!(
-            (d.ttl_ms, d.instructions.as_deref()),
-            (Some(60000), Some("hi"))
-        );
+        assert_eq!(d.supported_versions, ["2026-07-28"]);
+        assert_eq!(d.ttl_ms, Some(0));
+        assert!(d
+            .instructions
+            .unwrap()
+            .starts_with("Weather demo server (SDK 2.x)"));
         assert_eq!(
             (d.server_name.as_deref(), d.server_version.as_deref()),
-            (Some("modern"), Some("2.0.0"))
+            (Some("weather-demo-v2"), Some(""))
         );
+        assert_eq!(d.capabilities["resources"]["subscribe"], json!(true));
         let unknown_only =
             r#"{"jsonrpc":"2.0","id":1,"result":{"supportedVersions":["1.0"],"capabilities":{}}}"#;
         assert_eq!(
             classify(unknown_only.as_bytes(), Expect::Discover),
             Reply::OtherResult
+        );
+        // The discover shape answering `initialize` is not a handshake.
+        assert_eq!(
+            classify(PY2_DISCOVER.as_bytes(), Expect::Initialize),
+            Reply::OtherResult
+        );
+    }
+
+    #[test]
+    fn python_1x_and_2x_tool_schemas_hash_alike_despite_key_order() {
+        let page = |body: &str| match classify(body.as_bytes(), Expect::Tools) {
+            Reply::Tools(page) => page,
+            other => panic!("not tools: {other:?}"),
+        };
+        let (py1, py2) = (page(PY1_TOOLS), page(PY2_TOOLS));
+        assert_eq!(py1.tools.len(), 2);
+        assert_eq!(py1, py2);
+        assert_eq!(
+            py1.tools[1].description.as_deref(),
+            Some("Add two integers.")
         );
     }
 

@@ -378,22 +378,70 @@ mod tests {
         chunks
     }
 
+    // Streams captured from real servers (tests/fixtures/wire: mcp 1.30 FastMCP, TypeScript
+    // SDK 1.32.2).
+    const PY1_INITIALIZE_STREAM: &[u8] = b"event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"serverInfo\":{\"name\":\"weather-demo\",\"version\":\"1.30.0\"}}}\r\n\r\n";
+    const TS_INITIALIZE_STREAM: &[u8] =
+        b"event: message\ndata: {\"result\":{},\"jsonrpc\":\"2.0\",\"id\":1}\n\n";
+    const PY1_LEGACY_STREAM: &[u8] = b"event: endpoint\r\ndata: /messages/?session_id=4a9d15a8df044723aee4892b5c2d4068\r\n\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\r\n\r\n";
+    const TS_LEGACY_ENDPOINT: &[u8] =
+        b"event: endpoint\ndata: /messages?sessionId=0df9132f-adf1-4a26-bbec-ebcbd37743d1\n\n";
+    /// The `endless-sse` decoy: bare `data:` frames, no event name.
+    const DECOY_TICKS: &[u8] = b"data: tick\n\ndata: tick\n\n";
+
     #[test]
-    fn python_sdk_crlf_frames_parse() {
-        let stream =
-            b"event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\r\n\r\n";
+    fn python_crlf_and_typescript_lf_frames_parse_alike() {
         assert_eq!(
-            parse_all(stream),
+            parse_all(PY1_INITIALIZE_STREAM),
             vec![ev(
                 "message",
-                r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+                r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":"weather-demo","version":"1.30.0"}}}"#,
+                None
+            )]
+        );
+        assert_eq!(
+            parse_all(TS_INITIALIZE_STREAM),
+            vec![ev(
+                "message",
+                r#"{"result":{},"jsonrpc":"2.0","id":1}"#,
                 None
             )]
         );
     }
 
     #[test]
+    fn legacy_endpoint_event_comes_first() {
+        let events = parse_all(PY1_LEGACY_STREAM);
+        assert_eq!(
+            events[0],
+            ev(
+                "endpoint",
+                "/messages/?session_id=4a9d15a8df044723aee4892b5c2d4068",
+                None
+            )
+        );
+        assert_eq!(events[1].event, "message");
+        assert_eq!(
+            parse_all(TS_LEGACY_ENDPOINT),
+            vec![ev(
+                "endpoint",
+                "/messages?sessionId=0df9132f-adf1-4a26-bbec-ebcbd37743d1",
+                None
+            )]
+        );
+    }
+
+    #[test]
+    fn bare_data_frames_are_messages() {
+        assert_eq!(
+            parse_all(DECOY_TICKS),
+            vec![ev("message", "tick", None), ev("message", "tick", None)]
+        );
+    }
+
+    #[test]
     fn rust_sdk_priming_frame_is_skipped_and_missing_event_means_message() {
+        // The Rust SDK's shape as MCP-WIRE.md describes it (no capture of it yet).
         let stream = b"id: 0\nretry: 3000\ndata:\n\ndata: {\"id\":1}\nid: 1\n\n";
         assert_eq!(
             parse_all(stream),
@@ -402,13 +450,10 @@ mod tests {
     }
 
     #[test]
-    fn legacy_endpoint_event_is_read() {
+    fn keep_alive_comments_are_ignored() {
         let stream =
-            b"event: endpoint\r\ndata: /messages/?session_id=0123abcd\r\n\r\n: ping\r\n\r\n";
-        assert_eq!(
-            parse_all(stream),
-            vec![ev("endpoint", "/messages/?session_id=0123abcd", None)]
-        );
+            b": ping - 2025-01-01 00:00:00.000000+00:00\r\n\r\nevent: endpoint\r\ndata: /m\r\n\r\n";
+        assert_eq!(parse_all(stream), vec![ev("endpoint", "/m", None)]);
     }
 
     #[test]

@@ -343,19 +343,32 @@ mod tests {
     }
 
     #[test]
-    fn mcp_bearer_challenge_with_resource_metadata() {
-        let h = r#"Bearer error="invalid_token", resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp", scope="mcp:read mcp:write""#;
+    fn python_sdk_challenge_from_a_real_401() {
+        // Captured from mcp 1.30 with AuthSettings (tests/fixtures/wire/py1-auth.*).
+        let h = r#"Bearer error="invalid_token", error_description="Authentication required", resource_metadata="http://127.0.0.209:8000/.well-known/oauth-protected-resource/mcp""#;
         assert_eq!(
             bearer(&[h]),
             Some(BearerChallenge {
                 resource_metadata: Some(
-                    "http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp".into()
+                    "http://127.0.0.209:8000/.well-known/oauth-protected-resource/mcp".into()
                 ),
-                scope: Some("mcp:read mcp:write".into()),
+                scope: None,
                 error: Some("invalid_token".into()),
                 realm: None,
             })
         );
+        assert_eq!(
+            parse_challenges(h)[0].param("error_description"),
+            Some("Authentication required")
+        );
+    }
+
+    #[test]
+    fn bearer_scope_with_spaces() {
+        let h = r#"Bearer realm="mcp", scope="mcp:read mcp:write""#;
+        let got = bearer(&[h]).unwrap();
+        assert_eq!(got.scope.as_deref(), Some("mcp:read mcp:write"));
+        assert_eq!(got.realm.as_deref(), Some("mcp"));
     }
 
     #[test]

@@ -271,6 +271,7 @@ fn write_table<W: Write>(out: &mut W, recs: &[Record], s: &Summary) -> io::Resul
                 "SERVER",
                 "TOOLS",
                 "AUTH",
+                "FOUND BY",
             ],
             &rows,
         )?;
@@ -337,7 +338,16 @@ fn fingerprint_row(r: &Record) -> Vec<String> {
 }
 
 fn aligned<W: Write>(out: &mut W, head: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
-    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    let cols = rows
+        .iter()
+        .map(Vec::len)
+        .chain([head.len()])
+        .max()
+        .unwrap_or(0);
+    let mut w = vec![0usize; cols];
+    for (i, h) in head.iter().enumerate() {
+        w[i] = h.len();
+    }
     for row in rows {
         for (i, c) in row.iter().enumerate() {
             w[i] = w[i].max(c.chars().count());
