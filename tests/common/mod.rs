@@ -275,3 +275,131 @@ pub fn start_peers(peers: &[(&str, &str, u16)]) -> Vec<Reaped> {
     }
     children.into_iter().map(|(_, c)| Reaped(c)).collect()
 }
+
+/// A python-zeroconf publisher inside a namespace, driven line by line (scripts/peers/mdns_publish.py).
+pub struct Publisher {
+    child: Reaped,
+    stdin: std::process::ChildStdin,
+    acks: mpsc::Receiver<String>,
+}
+
+impl Publisher {
+    pub fn start(ns: &str, ip: &str) -> Self {
+        let py = root().join("target/peers/mdns/bin/python");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(py)
+            .arg(root().join("scripts/peers/mdns_publish.py"))
+            .args(["--interface-ip", ip, "--no-probe"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mdns_publish.py");
+        let stdin = child.stdin.take().unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("publisher READY");
+        assert!(ready.starts_with("READY"), "{ready}");
+        Self {
+            child: Reaped(child),
+            stdin,
+            acks: rx,
+        }
+    }
+
+    /// Send one command and wait for its acknowledgement.
+    pub fn cmd(&mut self, line: &str) -> String {
+        use std::io::Write;
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+        let ack = self
+            .acks
+            .recv_timeout(Duration::from_secs(30))
+            .expect("publisher ack");
+        assert!(ack.starts_with("OK"), "{line}: {ack}");
+        ack
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = &self.child;
+    }
+}
+
+impl Testnet {
+    /// Start a test peer (scripts/peers/run.sh) inside namespace `name`.
+    pub fn peer(&self, name: &str, peer: &str, ip: &str, port: u16, path: Option<&str>) -> Reaped {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &self.ns(name),
+            "env",
+            "MCP_SCOUT_PEERS_ANY_ADDR=1",
+        ])
+        .arg(root().join("scripts/peers/run.sh"))
+        .args([peer, "--host", ip, "--port", &port.to_string()]);
+        if let Some(p) = path {
+            cmd.args(["--path", p]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn peer");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("READY"), "peer {peer} in {name}: {line:?}");
+        Reaped(child)
+    }
+
+    /// dnsmasq with scripts/peers/dns-records.conf on `ip`:53 inside namespace `name`.
+    pub fn dnsmasq(&self, name: &str, ip: &str) -> Dnsmasq {
+        let tag = format!("{}{name}", self.prefix);
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(name)])
+            .arg(root().join("scripts/peers/dnsmasq.sh"))
+            .args(["up", &tag, ip])
+            .output()
+            .expect("dnsmasq.sh up");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("READY"),
+            "dnsmasq: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Dnsmasq {
+            ns: self.ns(name),
+            tag,
+        }
+    }
+}
+
+/// A dnsmasq instance, stopped on drop.
+pub struct Dnsmasq {
+    ns: String,
+    tag: String,
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(root().join("scripts/peers/dnsmasq.sh"))
+            .args(["down", &self.tag])
+            .output();
+    }
+}

@@ -1,0 +1,317 @@
+//! Announce-based discovery against real peers inside test namespaces: python-zeroconf
+//! publishing real MCP servers over mDNS, and dnsmasq serving SRV/TXT/A records
+//! (scripts/peers/dns-records.conf). mDNS never runs in the machine's own namespace.
+
+mod common;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{require_peers, require_root, scout_in_ns, stderr, Publisher, Reaped, Testnet};
+use serde_json::Value;
+
+fn ready(test: &str) -> bool {
+    require_root(test) && require_peers(test)
+}
+
+fn json(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn mdns_server_at_an_unusual_port_and_path_is_found_confirmed_and_merged() {
+    if !ready("mdns_server_at_an_unusual_port_and_path_is_found_confirmed_and_merged") {
+        return;
+    }
+    let net = Testnet::up(1, &[]);
+    let _srv = net.peer(
+        "h1",
+        "py1-streamable",
+        "10.99.0.11",
+        8765,
+        Some("/custom/mcp"),
+    );
+    let mut publisher = Publisher::start(&net.ns("h1"), "10.99.0.11");
+    publisher.cmd(
+        "announce srv1 _mcp._tcp.local. 10.99.0.11 8765 path=/custom/mcp transport=streamable-http",
+    );
+
+    // mDNS alone: nothing swept, the announcement leads to a confirmed server.
+    let out = scout_in_ns(
+        &net.ns("scan"),
+        &["scan", "--mdns", "--mdns-wait", "2s", "-o", "json"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc = json(&out);
+    let f = &doc["findings"].as_array().unwrap()[..];
+    assert_eq!(f.len(), 1, "{doc}");
+    assert_eq!(f[0]["kind"], "mcp");
+    assert_eq!(f[0]["url"], "http://10.99.0.11:8765/custom/mcp");
+    assert_eq!(f[0]["origins"], serde_json::json!(["mdns"]));
+    assert_eq!(
+        f[0]["announced_as"],
+        serde_json::json!(["srv1._mcp._tcp.local."])
+    );
+
+    // Swept and announced: one server, one record, both origins.
+    let out = scout_in_ns(
+        &net.ns("scan"),
+        &[
+            "scan",
+            "10.99.0.11",
+            "-p",
+            "8765",
+            "--mdns",
+            "--mdns-wait",
+            "2s",
+            "-o",
+            "json",
+        ],
+        Duration::from_secs(30),
+    );
+    let doc = json(&out);
+    let f = &doc["findings"].as_array().unwrap()[..];
+    assert_eq!(f.len(), 1, "{doc}");
+    assert_eq!(f[0]["origins"], serde_json::json!(["sweep", "mdns"]));
+}
+
+#[test]
+fn watch_reports_announcements_and_goodbyes() {
+    if !ready("watch_reports_announcements_and_goodbyes") {
+        return;
+    }
+    let net = Testnet::up(1, &[]);
+    let mut publisher = Publisher::start(&net.ns("h1"), "10.99.0.11");
+    // Announced before watching starts, as a running service is.
+    publisher.cmd("announce w1 _mcp._tcp.local. 10.99.0.11 9000 path=/mcp");
+    let mut watch = Command::new("ip")
+        .args(["netns", "exec", &net.ns("scan")])
+        .arg(common::bin())
+        .args(["watch", "--mdns"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let _watch = Reaped(watch);
+    let next = |want: &str| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ev = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {want} event within 20 s"));
+            eprintln!("watch event: {ev}");
+            if ev["event"] == want {
+                return ev;
+            }
+        }
+    };
+    let ev = next("appeared");
+    assert_eq!(
+        (ev["name"].as_str(), ev["port"].as_u64()),
+        (Some("w1._mcp._tcp.local."), Some(9000)),
+        "{ev}"
+    );
+    assert_eq!(ev["hints"]["path"], "/mcp");
+    publisher.cmd("withdraw w1 _mcp._tcp.local.");
+    let ev = next("gone");
+    assert_eq!(ev["name"], "w1._mcp._tcp.local.", "{ev}");
+}
+
+#[test]
+fn mdns_flood_and_malformed_packets_leave_the_scanner_working() {
+    if !ready("mdns_flood_and_malformed_packets_leave_the_scanner_working") {
+        return;
+    }
+    let net = Testnet::up(1, &[]);
+    let _srv = net.peer("h1", "py1-stateless-json", "10.99.0.11", 8765, None);
+    let mut publisher = Publisher::start(&net.ns("h1"), "10.99.0.11");
+    publisher.cmd("flood 1000 _mcp._tcp.local. 10.99.0.11 9999");
+    publisher.cmd("bigtxt big1 _mcp._tcp.local. 10.99.0.11 9998 251");
+    publisher.cmd("garbage 500 7");
+    publisher.cmd("announce real1 _mcp._tcp.local. 10.99.0.11 8765 path=/mcp");
+    let start = Instant::now();
+    let out = scout_in_ns(
+        &net.ns("scan"),
+        &["scan", "--mdns", "--mdns-wait", "3s", "-o", "json"],
+        Duration::from_secs(60),
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc = json(&out);
+    let mcp: Vec<&Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "mcp")
+        .collect();
+    assert_eq!(mcp.len(), 1, "{doc}");
+    assert!(mcp[0]["announced_as"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n == "real1._mcp._tcp.local."));
+    // The flood points at one address and port: it is one candidate, not a thousand probes.
+    assert!(
+        doc["scan"]["announced"].as_u64().unwrap() <= 3,
+        "{}",
+        doc["scan"]
+    );
+}
+
+#[test]
+fn srv_records_are_resolved_walled_and_reported_plainly() {
+    if !ready("srv_records_are_resolved_walled_and_reported_plainly") {
+        return;
+    }
+    let net = Testnet::up(2, &[]);
+    let _dns = net.dnsmasq("scan", "10.99.0.2");
+    let _h1 = net.listen("h1", "10.99.0.11", &[8000]);
+    let _h2 = net.listen("h2", "10.99.0.12", &[8001]);
+    let names = [
+        "_mcp._tcp.example.test",
+        "_cname._tcp.example.test",
+        "_gone._tcp.example.test",
+        "_nothing._tcp.example.test",
+        "_outside._tcp.example.test",
+    ];
+    let mut args = vec![
+        "scan",
+        "--no-fingerprint",
+        "--dns-server",
+        "10.99.0.2",
+        "-o",
+        "json",
+    ];
+    for n in &names {
+        args.extend(["--srv", n]);
+    }
+    let out = scout_in_ns(&net.ns("scan"), &args, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let doc = json(&out);
+    let f = &doc["findings"].as_array().unwrap()[..];
+    let got: Vec<(String, u64)> = f
+        .iter()
+        .map(|r| {
+            (
+                r["ip"].as_str().unwrap().to_string(),
+                r["port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("10.99.0.11".to_string(), 8000),
+            ("10.99.0.12".to_string(), 8001)
+        ],
+        "{doc}"
+    );
+    // srv1 is reached by the SRV name and through a CNAME chain: one record, both names.
+    let names1: Vec<&str> = f[0]["announced_as"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        names1.contains(&"_mcp._tcp.example.test") && names1.contains(&"_cname._tcp.example.test"),
+        "{names1:?}"
+    );
+    assert_eq!(f[0]["origins"], serde_json::json!(["srv"]));
+    let oos = &doc["scan"]["out_of_scope"];
+    assert_eq!(
+        oos,
+        &serde_json::json!([{"ip": "192.0.2.10", "port": 8000, "origin": "srv", "name": "_outside._tcp.example.test"}])
+    );
+    assert!(
+        err.contains("_nothing._tcp.example.test: NXDOMAIN"),
+        "{err}"
+    );
+    assert!(
+        err.contains("_gone._tcp.example.test: service explicitly unavailable"),
+        "{err}"
+    );
+    assert!(
+        err.contains("out of scope") && err.contains("not probed"),
+        "{err}"
+    );
+
+    // --scope narrows the wall: srv1 is then reported, not contacted.
+    let out = scout_in_ns(
+        &net.ns("scan"),
+        &[
+            "scan",
+            "--no-fingerprint",
+            "--dns-server",
+            "10.99.0.2",
+            "--srv",
+            "_mcp._tcp.example.test",
+            "--scope",
+            "10.99.0.12/32",
+            "-o",
+            "json",
+        ],
+        Duration::from_secs(30),
+    );
+    let doc = json(&out);
+    assert_eq!(doc["findings"].as_array().unwrap().len(), 1, "{doc}");
+    assert_eq!(doc["findings"][0]["ip"], "10.99.0.12");
+    let walled: Vec<&str> = doc["scan"]["out_of_scope"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["ip"].as_str().unwrap())
+        .collect();
+    assert!(walled.contains(&"10.99.0.11"), "{walled:?}");
+}
+
+#[test]
+fn a_dead_dns_server_times_out_with_a_clear_message() {
+    if !ready("a_dead_dns_server_times_out_with_a_clear_message") {
+        return;
+    }
+    // 10.99.1.0/24 is blackholed by the test router: the query is never answered.
+    let net = Testnet::up(1, &[]);
+    let start = Instant::now();
+    let out = scout_in_ns(
+        &net.ns("scan"),
+        &[
+            "scan",
+            "--srv",
+            "_mcp._tcp.example.test",
+            "--dns-server",
+            "10.99.1.53",
+            "--dns-timeout",
+            "1s",
+        ],
+        Duration::from_secs(30),
+    );
+    let err = stderr(&out);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "nothing found, no error: {err}");
+    assert!(
+        err.contains("DNS server 10.99.1.53:53 did not answer") && err.contains("within 1s"),
+        "{err}"
+    );
+}
