@@ -124,6 +124,9 @@ pub struct DiscoveryArgs {
     /// Deadline of one DNS query (two tries).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     pub dns_timeout: Duration,
+    /// SRV names resolved at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub dns_concurrency: u16,
     /// Networks that announced addresses may be in (repeatable, comma-separated) [default: the
     /// subnets of the chosen interfaces, plus loopback for mDNS and the explicit targets for SRV].
     #[arg(long, value_name = "CIDR", value_delimiter = ',')]

@@ -130,6 +130,7 @@ pub fn discovery(a: &DiscoveryArgs, targets: &[AddrRange]) -> Result<Discovery, 
         srv_opts: SrvOptions {
             server,
             timeout: a.dns_timeout,
+            concurrency: usize::from(a.dns_concurrency),
             ..SrvOptions::default()
         },
         mdns_scope,
