@@ -315,3 +315,137 @@ fn a_dead_dns_server_times_out_with_a_clear_message() {
         "{err}"
     );
 }
+
+/// dnsmasq on a loopback address (allowed outside namespaces), for library-level tests.
+struct LoopDns(String);
+
+impl LoopDns {
+    fn up(tag: &str, ip: &str, port: u16) -> Self {
+        let out = Command::new(common::root().join("scripts/peers/dnsmasq.sh"))
+            .args(["up", tag, ip, &port.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("READY"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(tag.to_string())
+    }
+}
+
+impl Drop for LoopDns {
+    fn drop(&mut self) {
+        let _ = Command::new(common::root().join("scripts/peers/dnsmasq.sh"))
+            .args(["down", &self.0])
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn srv_targets_come_in_priority_then_weight_order_and_watch_reports_them() {
+    use mcp_scout::discover::candidate::DiscoveryEvent;
+    use mcp_scout::discover::dns_srv::{SrvAnswer, SrvOptions, SrvResolver};
+    if !ready("srv_targets_come_in_priority_then_weight_order_and_watch_reports_them") {
+        return;
+    }
+    let port = 5300 + (std::process::id() % 500) as u16;
+    let _dns = LoopDns::up(&format!("lo{}", std::process::id()), "127.0.0.53", port);
+    let r = SrvResolver::new(SrvOptions {
+        server: Some(format!("127.0.0.53:{port}").parse().unwrap()),
+        ..SrvOptions::default()
+    })
+    .unwrap();
+    // dnsmasq rotates the answer order on every query: the order must be ours.
+    for _ in 0..3 {
+        let SrvAnswer::Targets { targets, hints } =
+            r.resolve("_mcp._tcp.example.test").await.unwrap()
+        else {
+            panic!()
+        };
+        let order: Vec<(&str, u16, u16, u16)> = targets
+            .iter()
+            .map(|t| (t.target.as_str(), t.priority, t.weight, t.port))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("srv1.example.test.", 10, 60, 8000),
+                ("srv2.example.test.", 10, 40, 8001),
+                ("srv3.example.test.", 20, 100, 9000)
+            ]
+        );
+        assert_eq!(
+            targets[0].addrs,
+            ["10.99.0.11".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(hints.path.as_deref(), Some("/mcp"));
+    }
+    assert_eq!(
+        r.resolve("_gone._tcp.example.test").await.unwrap(),
+        SrvAnswer::Unavailable
+    );
+    assert_eq!(
+        r.resolve("_nothing._tcp.example.test").await.unwrap(),
+        SrvAnswer::NxDomain
+    );
+    // Continuous mode: the first resolution reports every target as appeared.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let names = vec!["_custom._tcp.example.test".to_string()];
+    let w = {
+        let (r, stop) = (r.clone(), stop.clone());
+        tokio::spawn(async move { r.watch(&names, Duration::from_millis(200), tx, stop).await })
+    };
+    let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    match ev {
+        DiscoveryEvent::Appeared(c) => {
+            assert_eq!(c.addr, "10.99.0.14:8765".parse().unwrap());
+            assert_eq!(c.hints.path.as_deref(), Some("/custom/mcp"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Unchanged answers on later intervals report nothing new.
+    assert!(tokio::time::timeout(Duration::from_millis(700), rx.recv())
+        .await
+        .is_err());
+    stop.cancel();
+    w.await.unwrap();
+}
+
+#[test]
+fn mdns_all_enumerates_types_that_are_not_browsed_by_default() {
+    if !ready("mdns_all_enumerates_types_that_are_not_browsed_by_default") {
+        return;
+    }
+    let net = Testnet::up(1, &[]);
+    let _srv = net.peer("h1", "py1-stateless-json", "10.99.0.11", 7444, None);
+    let mut publisher = Publisher::start(&net.ns("h1"), "10.99.0.11");
+    publisher.cmd("announce odd1 _agent._tcp.local. 10.99.0.11 7444 path=/mcp");
+    let out = scout_in_ns(
+        &net.ns("scan"),
+        &["scan", "--mdns", "--mdns-wait", "2s", "-o", "json"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        json(&out)["findings"].as_array().unwrap().len(),
+        0,
+        "not a default type"
+    );
+    let out = scout_in_ns(
+        &net.ns("scan"),
+        &["scan", "--mdns-all", "--mdns-wait", "4s", "-o", "json"],
+        Duration::from_secs(30),
+    );
+    let doc = json(&out);
+    let f = &doc["findings"].as_array().unwrap()[..];
+    assert_eq!(f.len(), 1, "{doc}");
+    assert_eq!(
+        f[0]["announced_as"],
+        serde_json::json!(["odd1._agent._tcp.local."])
+    );
+    assert_eq!(f[0]["kind"], "mcp");
+}
