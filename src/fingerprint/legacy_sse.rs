@@ -11,8 +11,8 @@ use url::Url;
 use super::http::{Request, Stream, StreamCaps};
 use super::jsonrpc::{self, Expect, Reply};
 use super::sse::{SseEvent, SseLimits, SseParser};
-use super::streamable::{non_empty, rpc, tool_of, ACCEPT};
-use super::{trim_text, Ctx, McpInfo, PathOutcome, Transport};
+use super::streamable::{rpc, tool_of, ACCEPT};
+use super::{Ctx, McpInfo, PathOutcome, Transport};
 
 /// Reads events from an open stream, keeping what the parser buffered between calls.
 struct Events {
@@ -187,16 +187,8 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> PathOutcome {
         info.server_name,
         info.server_version
     ));
-    let mut mcp = McpInfo {
-        protocol_version: Some(info.protocol_version.clone()),
-        protocol_versions: vec![info.protocol_version.clone()],
-        server_name: non_empty(&info.server_name),
-        server_version: non_empty(&info.server_version),
-        capabilities: Some(info.capabilities.clone()),
-        instructions: info.instructions.as_deref().map(trim_text),
-        stateful: true,
-        ..McpInfo::default()
-    };
+    // Legacy SSE sessions live as long as the stream: always stateful.
+    let mut mcp = McpInfo::from_initialize(&info, true);
     let note = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     let req = Request::new(reqwest::Method::POST, endpoint.clone()).json(&note);
     let _ = ctx

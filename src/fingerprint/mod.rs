@@ -180,6 +180,22 @@ pub struct McpInfo {
     pub health: Vec<HealthEndpoint>,
 }
 
+impl McpInfo {
+    /// What an `initialize` result says (tools and the rest are filled in afterwards).
+    pub(crate) fn from_initialize(info: &jsonrpc::InitializeInfo, stateful: bool) -> Self {
+        Self {
+            protocol_version: Some(info.protocol_version.clone()),
+            protocol_versions: vec![info.protocol_version.clone()],
+            server_name: streamable::non_empty(&info.server_name),
+            server_version: streamable::non_empty(&info.server_version),
+            capabilities: Some(info.capabilities.clone()),
+            instructions: info.instructions.as_deref().map(trim_text),
+            stateful,
+            ..Self::default()
+        }
+    }
+}
+
 /// What an authorization challenge taught.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AuthInfo {

@@ -221,16 +221,7 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> (PathOutcome, Option<
     }
     match &r.reply {
         Some(Reply::Initialize(info)) if info.known_version => {
-            let mut mcp = McpInfo {
-                protocol_version: Some(info.protocol_version.clone()),
-                protocol_versions: vec![info.protocol_version.clone()],
-                server_name: non_empty(&info.server_name),
-                server_version: non_empty(&info.server_version),
-                capabilities: Some(info.capabilities.clone()),
-                instructions: info.instructions.as_deref().map(trim_text),
-                stateful: r.session.is_some(),
-                ..McpInfo::default()
-            };
+            let mut mcp = McpInfo::from_initialize(info, r.session.is_some());
             ctx.evidence.push(format!(
                 "initialize on {} returned a valid result (protocolVersion {}, serverInfo {} {})",
                 url.path(),
