@@ -183,7 +183,7 @@ pub struct ScanArgs {
     /// Run sweeps larger than --max-targets.
     #[arg(long)]
     pub force: bool,
-    /// Connects in flight at once [default: from the descriptor limit, at most 4096].
+    /// Connects in flight at once [default: 512 on loopback-only sweeps, else the descriptor limit minus 256, at most 4096].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub concurrency: Option<u32>,
     /// Probes per second [default: unpaced on loopback, 5000 otherwise].

@@ -21,7 +21,7 @@ use crate::discover::local;
 use crate::discover::sweep::DEFAULT_MIN_TIMEOUT;
 use crate::discover::sweep::{
     HostMask, StateFilter, Sweep, SweepError, SweepOptions, SweepStats, DEFAULT_LAN_RATE,
-    FD_RESERVE, MAX_DEFAULT_CONCURRENCY,
+    FD_RESERVE, LOOPBACK_DEFAULT_CONCURRENCY, MAX_DEFAULT_CONCURRENCY,
 };
 use crate::finding::{rfc3339, PortState, ProbeResult, Record};
 use crate::fingerprint::{Fingerprint, Fingerprinter, ProbeTarget};
@@ -187,11 +187,19 @@ async fn plan(args: &ScanArgs) -> Result<ScanPlan, ScanError> {
         });
     }
     let nofile = crate::sys::raise_nofile_limit();
+    let loopback_only = targets.all_loopback();
     let concurrency = match args.concurrency {
         Some(c) => c as usize,
-        None => (nofile.saturating_sub(FD_RESERVE).max(16) as usize).min(MAX_DEFAULT_CONCURRENCY),
+        None => {
+            let by_fds =
+                (nofile.saturating_sub(FD_RESERVE).max(16) as usize).min(MAX_DEFAULT_CONCURRENCY);
+            if loopback_only {
+                by_fds.min(LOOPBACK_DEFAULT_CONCURRENCY)
+            } else {
+                by_fds
+            }
+        }
     };
-    let loopback_only = targets.all_loopback();
     let rate = args.rate.or((!loopback_only).then_some(DEFAULT_LAN_RATE));
     let shards = args.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
