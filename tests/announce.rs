@@ -56,46 +56,21 @@ fn mdns_server_at_an_unusual_port_and_path_is_found_confirmed_and_merged() {
     );
 
     // --interface restricts browsing: on lo alone the LAN announcement is not seen.
-    let out = scout_in_ns(
-        &net.ns("scan"),
-        &[
+    for (iface, want) in [("lo", 0), ("eth0", 1)] {
+        let args = [
             "scan",
             "--mdns",
             "--mdns-wait",
             "2s",
             "--interface",
-            "lo",
+            iface,
             "-o",
             "json",
-        ],
-        Duration::from_secs(30),
-    );
-    assert_eq!(
-        json(&out)["findings"].as_array().unwrap().len(),
-        0,
-        "{}",
-        stderr(&out)
-    );
-    let out = scout_in_ns(
-        &net.ns("scan"),
-        &[
-            "scan",
-            "--mdns",
-            "--mdns-wait",
-            "2s",
-            "--interface",
-            "eth0",
-            "-o",
-            "json",
-        ],
-        Duration::from_secs(30),
-    );
-    assert_eq!(
-        json(&out)["findings"].as_array().unwrap().len(),
-        1,
-        "{}",
-        stderr(&out)
-    );
+        ];
+        let out = scout_in_ns(&net.ns("scan"), &args, Duration::from_secs(30));
+        let n = json(&out)["findings"].as_array().unwrap().len();
+        assert_eq!(n, want, "--interface {iface}: {}", stderr(&out));
+    }
 
     // Swept and announced: one server, one record, both origins.
     let out = scout_in_ns(
