@@ -236,6 +236,7 @@ async fn plan(args: &ScanArgs) -> Result<ScanPlan, ScanError> {
             max_retries: args.max_retries,
             report,
             seed,
+            initial_rtt: None,
         },
         ping,
     })
@@ -275,6 +276,7 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
 
     // Host discovery (ICMP) and announce-based discovery (mDNS, SRV) run side by side.
     let mut alive: Option<Arc<HostMask>> = None;
+    let mut initial_rtt = None;
     let ping_fut = async {
         let popts = ping.clone().filter(|_| !targets.is_empty())?;
         let stats = Arc::new(PingStats::default());
@@ -323,6 +325,7 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
             }
             summary.hosts_up = Some(d.mask.count());
             alive = Some(Arc::new(d.mask));
+            initial_rtt = d.median_rtt;
         }
     }
 
@@ -331,6 +334,10 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
     let sweep_timeout_val = sweep_opts.timeout;
     let stats = Arc::new(SweepStats::default());
     let (tx, mut rx) = mpsc::channel(RESULT_CHANNEL);
+    let sweep_opts = SweepOptions {
+        initial_rtt,
+        ..sweep_opts
+    };
     let sweep = Sweep::new(targets.clone(), ports, alive, sweep_opts);
     let stop_bar = CancellationToken::new();
     let bar = show_progress.then(|| {

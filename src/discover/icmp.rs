@@ -61,7 +61,13 @@ pub struct Discovery {
     pub pinged: u64,
     /// Hosts that answered.
     pub answered: u64,
+    /// Median echo round trip of the hosts that answered: a first estimate for the sweep's
+    /// adaptive deadline before any TCP answer is measured.
+    pub median_rtt: Option<Duration>,
 }
+
+/// Round-trip samples kept for the median (the first answers are as good as any).
+const MAX_RTT_SAMPLES: usize = 1024;
 
 /// Progress counters for discovery.
 #[derive(Debug, Default)]
@@ -93,6 +99,7 @@ pub async fn discover(
     let mut pinged = 0u64;
     let mut answered = 0u64;
     let mut send_failures = 0u64;
+    let mut rtts: Vec<Duration> = Vec::new();
     let mut last_send_error = String::new();
     let interval = opts
         .rate
@@ -138,7 +145,10 @@ pub async fn discover(
             Some((i, res)) = inflight.next(), if !inflight.is_empty() => {
                 stats.done.fetch_add(1, Ordering::Relaxed);
                 match res {
-                    HostReply::Up => {
+                    HostReply::Up(rtt) => {
+                        if rtts.len() < MAX_RTT_SAMPLES {
+                            rtts.push(rtt);
+                        }
                         mask.set(i);
                         answered += 1;
                         stats.up.fetch_add(1, Ordering::Relaxed);
@@ -156,10 +166,12 @@ pub async fn discover(
     if pinged > 0 && send_failures == pinged {
         return Err(IcmpError::Unavailable(last_send_error));
     }
+    rtts.sort_unstable();
     Ok(Discovery {
         mask,
         pinged,
         answered,
+        median_rtt: rtts.get(rtts.len() / 2).copied(),
     })
 }
 
@@ -174,7 +186,7 @@ fn client_for(slot: &mut Option<Arc<Client>>, kind: ICMP) -> Result<Arc<Client>,
 }
 
 enum HostReply {
-    Up,
+    Up(Duration),
     Silent,
     SendFailed(String),
 }
@@ -202,7 +214,7 @@ async fn ping_host(
     let mut failed = None;
     while let Some(r) = tries.next().await {
         match r {
-            Ok(_) => return HostReply::Up,
+            Ok((_, rtt)) => return HostReply::Up(rtt),
             Err(SurgeError::Timeout { .. }) => {}
             Err(SurgeError::IOError(e)) => failed = Some(e.to_string()),
             // Malformed replies and internal errors: not an answer, but worth seeing when

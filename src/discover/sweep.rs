@@ -108,6 +108,8 @@ pub struct SweepOptions {
     pub report: StateFilter,
     /// Key of the probe-order permutation.
     pub seed: u64,
+    /// A round trip measured before the sweep (ICMP), seeding the adaptive deadline.
+    pub initial_rtt: Option<Duration>,
 }
 
 impl Default for SweepOptions {
@@ -122,6 +124,7 @@ impl Default for SweepOptions {
             max_retries: DEFAULT_MAX_RETRIES,
             report: StateFilter::OPEN,
             seed: 0,
+            initial_rtt: None,
         }
     }
 }
@@ -370,6 +373,19 @@ struct RttEstimator {
 }
 
 impl RttEstimator {
+    /// An estimate that starts from a round trip measured elsewhere, as if that many
+    /// samples had been seen: the deadline adapts from the first probe on.
+    fn seeded(rtt: Option<Duration>) -> Self {
+        match rtt {
+            Some(r) => Self {
+                srtt: r.as_secs_f64(),
+                rttvar: r.as_secs_f64() / 2.0,
+                samples: MIN_RTT_SAMPLES,
+            },
+            None => Self::default(),
+        }
+    }
+
     fn sample(&mut self, rtt: Duration) {
         let r = rtt.as_secs_f64();
         if self.samples == 0 {
@@ -425,7 +441,7 @@ impl Shard {
     fn drive(self, mut conn: Connector<Probe>) -> Result<bool, SweepError> {
         let opts = &self.sweep.opts;
         let mut st = ShardState {
-            rtt: RttEstimator::default(),
+            rtt: RttEstimator::seeded(opts.initial_rtt),
             retries: BinaryHeap::new(),
             deferred: VecDeque::new(),
             window: self.window,
@@ -655,6 +671,21 @@ mod tests {
         }
         let d = e.deadline(floor, ceil);
         assert!(d > Duration::from_millis(400) && d <= ceil, "{d:?}");
+    }
+
+    #[test]
+    fn a_seeded_estimate_adapts_from_the_first_probe() {
+        let (floor, ceil) = (Duration::from_millis(100), Duration::from_secs(1));
+        assert_eq!(RttEstimator::seeded(None).deadline(floor, ceil), ceil);
+        assert_eq!(
+            RttEstimator::seeded(Some(Duration::from_millis(20))).deadline(floor, ceil),
+            floor
+        );
+        let slow = RttEstimator::seeded(Some(Duration::from_millis(300))).deadline(floor, ceil);
+        assert!(
+            slow > Duration::from_millis(300) && slow <= ceil,
+            "{slow:?}"
+        );
     }
 
     #[test]
