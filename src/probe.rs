@@ -6,12 +6,11 @@
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{FingerprintArgs, OutputFormat, ProbeArgs};
-use crate::finding::{Origin, PortState, ProbeResult, Record};
+use crate::finding::{Origin, PortState, Record};
 use crate::fingerprint::http::HttpLimits;
 use crate::fingerprint::{FingerprintOptions, Fingerprinter, ProbeTarget};
 use crate::output::{report, ResultWriter, WriteError};
@@ -173,28 +172,8 @@ pub async fn run(args: ProbeArgs, shutdown: CancellationToken) -> Result<bool, P
     let named = parse_target(&args.target)?;
     let opts = fingerprint_options(&args.fingerprint)?;
     let addr = resolve(&named.host, named.port).await?;
-    let started = Instant::now();
-    let connect = tokio::time::timeout(
-        opts.http.request_timeout,
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await;
-    let (state, rtt) = match connect {
-        Ok(Ok(_)) => (PortState::Open, Some(started.elapsed())),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            (PortState::Closed, Some(started.elapsed()))
-        }
-        Ok(Err(_)) => (PortState::Unreachable, None),
-        Err(_) => (PortState::Filtered, None),
-    };
-    let base = ProbeResult {
-        ip: addr.ip(),
-        port: addr.port(),
-        state,
-        rtt,
-        attempts: 1,
-        seen_at: SystemTime::now(),
-    };
+    let base = crate::discover::tcp::connect_once(addr, opts.http.request_timeout).await;
+    let state = base.state;
     let mut record = Record::from(&base);
     record.origins = vec![Origin::Static];
     let mut steps = vec![crate::fingerprint::Step {

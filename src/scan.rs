@@ -392,7 +392,7 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
                 let ann2 = ann.clone();
                 let handle = tasks.spawn(async move {
                     let _permit = permit;
-                    let res = connect_once(addr, connect_timeout).await;
+                    let res = crate::discover::tcp::connect_once(addr, connect_timeout).await;
                     let fp = match (&fp, res.state) {
                         (Some(f), PortState::Open) => {
                             Some(f.fingerprint(&target_for(addr, Some(&ann2))).await)
@@ -551,28 +551,6 @@ fn target_for(addr: SocketAddr, ann: Option<&Announced>) -> ProbeTarget {
         https: None,
         path: None,
         hint_path: ann.and_then(|a| a.hints.path.clone()),
-    }
-}
-
-/// One TCP connect, for announced addresses the sweep did not cover.
-async fn connect_once(addr: SocketAddr, timeout: std::time::Duration) -> ProbeResult {
-    let start = Instant::now();
-    let (state, rtt) =
-        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(_)) => (PortState::Open, Some(start.elapsed())),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                (PortState::Closed, Some(start.elapsed()))
-            }
-            Ok(Err(_)) => (PortState::Unreachable, None),
-            Err(_) => (PortState::Filtered, None),
-        };
-    ProbeResult {
-        ip: addr.ip(),
-        port: addr.port(),
-        state,
-        rtt,
-        attempts: 1,
-        seen_at: SystemTime::now(),
     }
 }
 

@@ -475,11 +475,6 @@ impl TargetSet {
     }
 }
 
-/// Whether one address is loopback (127.0.0.0/8 or ::1).
-pub fn is_loopback(ip: IpAddr) -> bool {
-    ip.is_loopback()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,10 @@
 //! losing it.
 
 use std::io;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::finding::{PortState, ProbeResult};
 
 /// What one connect attempt observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,5 +40,28 @@ pub(crate) fn classify_error(e: &io::Error, elapsed: Duration) -> Outcome {
         // EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, EACCES/EPERM (broadcast, firewall reject)
         // and anything else: the network will not carry this probe.
         _ => Outcome::Unreachable(elapsed),
+    }
+}
+
+/// One TCP connect outside the sweep engine (announced addresses, `probe`): a handful of
+/// probes, where the engine's window, pacing and retries buy nothing.
+pub async fn connect_once(addr: SocketAddr, timeout: Duration) -> ProbeResult {
+    let start = Instant::now();
+    let (state, rtt) =
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => (PortState::Open, Some(start.elapsed())),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                (PortState::Closed, Some(start.elapsed()))
+            }
+            Ok(Err(_)) => (PortState::Unreachable, None),
+            Err(_) => (PortState::Filtered, None),
+        };
+    ProbeResult {
+        ip: addr.ip(),
+        port: addr.port(),
+        state,
+        rtt,
+        attempts: 1,
+        seen_at: SystemTime::now(),
     }
 }
