@@ -6,14 +6,14 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::{
     AuthInfo, Fingerprint, HealthEndpoint, HttpInfo, Tool, Transport, Verdict,
 };
 
 /// What a TCP connect probe concluded about one address×port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PortState {
     /// The handshake completed.
@@ -39,7 +39,7 @@ impl PortState {
 }
 
 /// Which discovery source produced a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// The CIDR × port sweep.
@@ -82,7 +82,7 @@ pub struct ProbeResult {
 }
 
 /// The output record (stable schema, documented in README.md).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Address (IPv4 or IPv6).
     pub ip: IpAddr,

@@ -30,7 +30,7 @@ pub mod www_auth;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use self::http::{HttpError, HttpLimits, HttpProber, Request, Response};
@@ -75,7 +75,7 @@ impl Default for FingerprintOptions {
 }
 
 /// The verdict on one endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Verdict {
     /// A confirmed MCP server.
     #[serde(rename = "mcp")]
@@ -113,7 +113,7 @@ impl Verdict {
 }
 
 /// MCP HTTP transports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Transport {
     /// One endpoint, POST (and GET) (2025-03-26 and later).
     #[serde(rename = "streamable-http")]
@@ -134,7 +134,7 @@ impl Transport {
 }
 
 /// A tool a server offers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tool {
     /// Tool name.
     pub name: String,
@@ -145,7 +145,7 @@ pub struct Tool {
 }
 
 /// A health endpoint seen next to a server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthEndpoint {
     /// Path, such as `/livez`.
     pub path: String,
@@ -197,7 +197,7 @@ impl McpInfo {
 }
 
 /// What an authorization challenge taught.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthInfo {
     /// Whether requests without a token are refused.
     pub required: bool,
@@ -212,7 +212,7 @@ pub struct AuthInfo {
 }
 
 /// What a non-MCP HTTP service showed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpInfo {
     /// `http` or `https`.
     pub scheme: String,

@@ -4,10 +4,10 @@
 //! parser would be a large dependency for two fields. Anything unexpected yields `None`: the
 //! certificate is evidence, never a reason to fail.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The parts of a certificate worth reporting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertSummary {
     /// Subject common name, or the whole subject as `OID=value` pairs when there is no CN.
     pub subject: String,
