@@ -1,6 +1,7 @@
 //! Command-line types only: what the user typed, before validation (clap derive).
 //!
-//! Conversion to typed settings happens in [`crate::scan`]; values that clap can check on
+//! Each command's flags become a [`JobSpec`] (or one of its parts) here, and
+//! [`crate::plan`] validates that into the typed plan shared with the daemon; values that clap can check on
 //! its own (durations, numbers, enums) are parsed here so a bad token exits 2 with clap's
 //! message, which quotes the token.
 
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::plan::{DiscoverySpec, FingerprintSpec, JobSpec};
 use crate::units::parse_duration;
 
 /// Find Model Context Protocol (MCP) servers on a network.
@@ -155,6 +157,17 @@ pub enum OutputFormat {
     Csv,
 }
 
+impl From<OutputFormat> for crate::output::Format {
+    fn from(f: OutputFormat) -> Self {
+        match f {
+            OutputFormat::Table => Self::Table,
+            OutputFormat::Json => Self::Json,
+            OutputFormat::Ndjson => Self::Ndjson,
+            OutputFormat::Csv => Self::Csv,
+        }
+    }
+}
+
 /// `mcp-scout scan` options.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
@@ -235,4 +248,63 @@ pub struct ScanArgs {
     /// Key of the pseudo-random probe order (for reproducible runs).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+}
+
+impl FingerprintArgs {
+    /// The fingerprinting settings as typed.
+    pub fn spec(&self) -> FingerprintSpec {
+        FingerprintSpec {
+            paths: self.paths.clone(),
+            budget: self.fingerprint_budget,
+            request_timeout: self.request_timeout,
+            max_body: self.max_body,
+            sse_max_bytes: self.sse_max_bytes,
+            sse_max_time: self.sse_max_time,
+        }
+    }
+}
+
+impl DiscoveryArgs {
+    /// The discovery settings as typed.
+    pub fn spec(&self) -> DiscoverySpec {
+        DiscoverySpec {
+            mdns: self.mdns.clone(),
+            mdns_all: self.mdns_all,
+            mdns_wait: self.mdns_wait,
+            interfaces: self.interface.clone(),
+            srv: self.srv.clone(),
+            dns_server: self.dns_server.clone(),
+            dns_timeout: self.dns_timeout,
+            dns_concurrency: self.dns_concurrency,
+            scope: self.scope.clone(),
+        }
+    }
+}
+
+impl ScanArgs {
+    /// The job these flags describe (the same settings a daemon config job holds).
+    pub fn job_spec(&self) -> JobSpec {
+        JobSpec {
+            targets: self.targets.clone(),
+            exclude: self.exclude.clone(),
+            ports: self.ports.clone(),
+            local: self.local,
+            max_targets: self.max_targets,
+            force: self.force,
+            concurrency: self.concurrency,
+            rate: self.rate,
+            timeout: self.timeout,
+            min_timeout: self.min_timeout,
+            retries: self.retries,
+            max_retries: self.max_retries,
+            ping: !self.no_ping,
+            report: self.report.clone(),
+            fingerprint: (!self.no_fingerprint).then(|| self.fingerprint.spec()),
+            fingerprint_concurrency: self.fingerprint_concurrency,
+            discovery: self.discovery.spec(),
+            threads: self.threads,
+            seed: self.seed,
+            shard: None,
+        }
+    }
 }

@@ -1,85 +1,19 @@
 //! The records mcp-scout reports: one per probed address×port worth showing.
 //!
+//! It sits above both engines: a [`Record`] is built from the sweep's [`ProbeResult`]
+//! (vocabulary in [`crate::vocab`], which imports nothing of ours) and a fingerprint.
+//!
 //! [`Record`] is the stable output schema shared by every writer (table, JSON, NDJSON, CSV)
 //! and, later, the HTTP API. Field names are snake_case and documented in README.md.
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::fingerprint::{
     AuthInfo, Fingerprint, HealthEndpoint, HttpInfo, Tool, Transport, Verdict,
 };
-
-/// What a TCP connect probe concluded about one address×port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PortState {
-    /// The handshake completed.
-    Open,
-    /// The host answered with a reset: it is up, nothing listens.
-    Closed,
-    /// No answer within the deadline, after every retry.
-    Filtered,
-    /// The network said the host cannot be reached (no route, ARP failure).
-    Unreachable,
-}
-
-impl PortState {
-    /// The lowercase name used in every output format.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Closed => "closed",
-            Self::Filtered => "filtered",
-            Self::Unreachable => "unreachable",
-        }
-    }
-}
-
-/// Which discovery source produced a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Origin {
-    /// The CIDR × port sweep.
-    Sweep,
-    /// Named by the user (`probe URL`).
-    Static,
-    /// Announced over mDNS / DNS-SD.
-    Mdns,
-    /// Listed in a DNS SRV record.
-    Srv,
-}
-
-impl Origin {
-    /// The lowercase name used in every output format.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sweep => "sweep",
-            Self::Static => "static",
-            Self::Mdns => "mdns",
-            Self::Srv => "srv",
-        }
-    }
-}
-
-/// One result of the sweep engine, before it becomes a [`Record`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProbeResult {
-    /// Probed address.
-    pub ip: IpAddr,
-    /// Probed port.
-    pub port: u16,
-    /// The conclusion.
-    pub state: PortState,
-    /// Round-trip time of the answering attempt (none for filtered).
-    pub rtt: Option<Duration>,
-    /// Attempts sent (1 + retries used).
-    pub attempts: u8,
-    /// When the answer arrived.
-    pub seen_at: SystemTime,
-}
+pub use crate::vocab::{rfc3339, Origin, PortState, ProbeResult};
 
 /// The output record (stable schema, documented in README.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,18 +126,10 @@ impl Record {
     }
 }
 
-/// Format a time as RFC 3339 UTC with millisecond precision.
-pub fn rfc3339(t: SystemTime) -> String {
-    let dt = time::OffsetDateTime::from(t);
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    dt.format(&fmt).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, SystemTime};
 
     #[test]
     fn record_has_the_documented_fields() {

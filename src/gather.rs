@@ -1,7 +1,7 @@
 //! Announce-based discovery for `scan` and `watch`: run mDNS and DNS SRV, apply the scope
 //! wall, and merge what they found by address.
 //!
-//! Glue: typed options come from [`DiscoveryArgs`]; the sources themselves live in
+//! Glue: typed options come from the job plan ([`DiscoveryPlan`]); the sources themselves live in
 //! [`crate::discover::mdns`] and [`crate::discover::dns_srv`]. Everything announced outside
 //! the scope is returned as [`OutOfScope`] and never contacted.
 
@@ -12,14 +12,14 @@ use ipnetwork::IpNetwork;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::DiscoveryArgs;
 use crate::discover::candidate::{Candidate, Hints};
 use crate::discover::dns_srv::{SrvAnswer, SrvError, SrvOptions, SrvResolver};
 use crate::discover::local;
 use crate::discover::mdns::{self, MdnsBrowser, MdnsError, MdnsOptions};
-use crate::finding::Origin;
+use crate::plan::DiscoveryPlan;
 use crate::scope::Scope;
 use crate::target::AddrRange;
+use crate::vocab::Origin;
 
 /// Announce-based discovery could not be set up (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -30,20 +30,12 @@ pub enum GatherError {
     /// The resolver could not be set up or a name is malformed.
     #[error(transparent)]
     Srv(#[from] SrvError),
-    /// A bad `--scope`.
-    #[error("invalid --scope {0:?}; accepted forms: 10.0.0.0/24, fd00::/64, 10.0.0.5")]
-    Scope(String),
-    /// A bad `--dns-server`.
-    #[error(
-        "invalid --dns-server {0:?}; accepted forms: 10.0.0.53, 10.0.0.53:5353, [fd00::53]:53"
-    )]
-    DnsServer(String),
     /// Interfaces could not be listed.
     #[error("cannot list network interfaces: {0}")]
     Interfaces(#[source] std::io::Error),
 }
 
-/// Validated discovery settings.
+/// Discovery settings for one run: the plan's sources plus the scope wall of that moment.
 #[derive(Debug, Clone)]
 pub struct Discovery {
     /// mDNS settings, when asked for.
@@ -65,55 +57,16 @@ impl Discovery {
     }
 }
 
-fn parse_dns_server(s: &str) -> Result<SocketAddr, GatherError> {
-    if let Ok(sa) = s.parse::<SocketAddr>() {
-        return Ok(sa);
-    }
-    s.parse::<IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| GatherError::DnsServer(s.to_string()))
-}
-
-/// Turn the arguments into settings; `targets` are the explicit sweep targets (SRV scope).
-pub fn discovery(a: &DiscoveryArgs, targets: &[AddrRange]) -> Result<Discovery, GatherError> {
-    let mdns = if a.mdns.is_some() || a.mdns_all {
-        let mut types = Vec::new();
-        for t in a.mdns.iter().flatten() {
-            types.push(mdns::normalize_type(t)?);
-        }
-        if types.is_empty() {
-            types = mdns::DEFAULT_TYPES
-                .iter()
-                .map(|t| (*t).to_string())
-                .collect();
-        }
-        Some(MdnsOptions {
-            types,
-            enumerate_all: a.mdns_all,
-            wait: a.mdns_wait,
-            interfaces: a.interface.clone(),
-        })
-    } else {
-        None
-    };
-    let server = a.dns_server.as_deref().map(parse_dns_server).transpose()?;
-    let explicit: Vec<IpNetwork> = a
-        .scope
-        .iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            let t = s.trim();
-            t.parse::<IpNetwork>()
-                .or_else(|_| t.parse::<IpAddr>().map(IpNetwork::from))
-                .map_err(|_| GatherError::Scope(s.clone()))
-        })
-        .collect::<Result<_, _>>()?;
-    let (mdns_scope, srv_scope) = if explicit.is_empty() {
+/// Complete the plan's discovery settings with the scope wall; `targets` are the explicit
+/// sweep targets (SRV scope).
+pub fn discovery(p: &DiscoveryPlan, targets: &[AddrRange]) -> Result<Discovery, GatherError> {
+    let interfaces = &p.interfaces;
+    let (mdns_scope, srv_scope) = if p.scope.is_empty() {
         // The subnets of the chosen interfaces (every one when none is chosen).
         let subnets: Vec<IpNetwork> = local::attached_networks()
             .map_err(GatherError::Interfaces)?
             .into_iter()
-            .filter(|(ifname, _)| a.interface.is_empty() || a.interface.contains(ifname))
+            .filter(|(ifname, _)| interfaces.is_empty() || interfaces.contains(ifname))
             .map(|(_, n)| n)
             .collect();
         let mut m = Scope::new(&subnets);
@@ -122,17 +75,12 @@ pub fn discovery(a: &DiscoveryArgs, targets: &[AddrRange]) -> Result<Discovery, 
         s.add_ranges(targets, "the explicit targets");
         (m, s)
     } else {
-        (Scope::new(&explicit), Scope::new(&explicit))
+        (Scope::new(&p.scope), Scope::new(&p.scope))
     };
     Ok(Discovery {
-        mdns,
-        srv: a.srv.clone(),
-        srv_opts: SrvOptions {
-            server,
-            timeout: a.dns_timeout,
-            concurrency: usize::from(a.dns_concurrency),
-            ..SrvOptions::default()
-        },
+        mdns: p.mdns.clone(),
+        srv: p.srv.clone(),
+        srv_opts: p.srv_opts.clone(),
         mdns_scope,
         srv_scope,
     })
@@ -216,8 +164,21 @@ impl Gathered {
 
 /// Run mDNS (for its wait) and SRV resolution concurrently, once.
 pub async fn gather(d: &Discovery, shutdown: &CancellationToken) -> Result<Gathered, GatherError> {
+    gather_with(d, None, shutdown).await
+}
+
+/// As [`gather`], but with the mDNS answers already known (`mdns_known`, from a browser that
+/// keeps running between a daemon job's runs): only SRV names are resolved now.
+pub async fn gather_with(
+    d: &Discovery,
+    mdns_known: Option<Vec<Candidate>>,
+    shutdown: &CancellationToken,
+) -> Result<Gathered, GatherError> {
     let mut g = Gathered::default();
-    let browser = d.mdns.as_ref().map(MdnsBrowser::new).transpose()?;
+    let browser = match (&d.mdns, &mdns_known) {
+        (Some(o), None) => Some(MdnsBrowser::new(o)?),
+        _ => None,
+    };
     let resolver = if d.srv.is_empty() {
         None
     } else {
@@ -236,6 +197,9 @@ pub async fn gather(d: &Discovery, shutdown: &CancellationToken) -> Result<Gathe
         }
     };
     let (mdns_res, srv_res) = tokio::join!(mdns_fut, srv_fut);
+    for c in mdns_known.iter().flatten() {
+        g.admit(c, &d.mdns_scope);
+    }
     if let Some(res) = mdns_res {
         let (services, dropped) = res?;
         for svc in &services {

@@ -10,14 +10,26 @@
 //!                                                                           state machine) ─▶ Health transitions
 //! ```
 //!
-//! What exists today is the first stage: the sweep.
+//! Settings flow: raw input has two front doors, [`cli`] (flags) and, for the daemon, a config
+//! job; both become a [`plan::JobSpec`], which [`plan`] validates into one typed
+//! [`plan::JobPlan`]. Nothing below the commands sees a clap or serde-raw type.
+//!
+//! One run of a plan is [`pipeline::run`]:
 //! - [`target`] and [`ports`] parse what the user names into a [`target::TargetSet`] and a
-//!   [`ports::PortList`];
-//! - [`permute`] orders address×port indices pseudo-randomly in O(1) memory;
+//!   [`ports::PortList`]; [`permute`] orders address×port indices pseudo-randomly in O(1)
+//!   memory;
+//! - [`gather`] runs the announce sources ([`discover::mdns`], [`discover::dns_srv`]) behind
+//!   the [`scope`] wall;
 //! - [`discover::icmp`] finds live hosts; [`discover::sweep`] probes them by TCP connect and
-//!   streams [`finding::ProbeResult`]s over a bounded channel;
-//! - [`output`] turns them into [`finding::Record`]s on stdout (table, JSON, NDJSON, CSV);
-//! - [`scan`] is the `scan` command's glue, [`shutdown`] the Ctrl-C handling.
+//!   streams [`vocab::ProbeResult`]s over a bounded channel ([`vocab`] is the engines'
+//!   vocabulary and imports nothing of ours);
+//! - [`fingerprint`] classifies open ports, and [`finding::Record`] joins both into the
+//!   stable output schema;
+//! - [`output`] writes records (table, JSON, NDJSON, CSV); it is the only place, with the
+//!   commands, that touches stdout.
+//!
+//! Commands are glue: [`scan`], [`probe`] and [`watch`]; [`shutdown`] handles signals,
+//! [`sys`] the descriptor limit and [`units`] durations.
 //!
 //! Engines never print or exit; errors are typed per module (`thiserror`), and only the
 //! binary uses `anyhow`.
@@ -29,6 +41,8 @@ pub mod fingerprint;
 pub mod gather;
 pub mod output;
 pub mod permute;
+pub mod pipeline;
+pub mod plan;
 pub mod ports;
 pub mod probe;
 pub mod scan;
@@ -37,4 +51,5 @@ pub mod shutdown;
 pub mod sys;
 pub mod target;
 pub mod units;
+pub mod vocab;
 pub mod watch;

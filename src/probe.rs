@@ -1,18 +1,17 @@
 //! `mcp-scout probe`: fingerprint one endpoint and report every step.
 //!
 //! Glue like [`crate::scan`]: parses the target, checks the port answers at all, runs the
-//! fingerprinter and hands the record to the writers. It also turns the shared
-//! [`FingerprintArgs`] into validated [`FingerprintOptions`] for both commands.
+//! fingerprinter and hands the record to the writers. Its fingerprinting flags are validated
+//! by the same [`crate::plan::FingerprintSpec`] that `scan` and the daemon use.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{FingerprintArgs, OutputFormat, ProbeArgs};
+use crate::cli::{OutputFormat, ProbeArgs};
 use crate::finding::{Origin, PortState, Record};
-use crate::fingerprint::http::HttpLimits;
-use crate::fingerprint::{FingerprintOptions, Fingerprinter, ProbeTarget};
+use crate::fingerprint::{Fingerprinter, ProbeTarget};
 use crate::output::{report, ResultWriter, WriteError};
 
 /// Forms accepted for a probe target, quoted in errors.
@@ -29,11 +28,9 @@ pub enum ProbeError {
         /// What is wrong.
         reason: String,
     },
-    /// A `--paths` item is malformed.
-    #[error(
-        "invalid --paths item {0:?}: a path starts with '/' and has no spaces, for example /mcp"
-    )]
-    Path(String),
+    /// Bad fingerprinting settings.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
     /// The hostname did not resolve.
     #[error("cannot resolve {host:?}: {reason}")]
     Resolve {
@@ -48,33 +45,6 @@ pub enum ProbeError {
     /// Output failed.
     #[error(transparent)]
     Write(WriteError),
-}
-
-/// Validated fingerprinting options from the shared arguments.
-pub fn fingerprint_options(a: &FingerprintArgs) -> Result<FingerprintOptions, ProbeError> {
-    let mut paths = Vec::new();
-    for p in &a.paths {
-        let p = p.trim();
-        if !p.starts_with('/') || p.contains(char::is_whitespace) || p.len() > 256 {
-            return Err(ProbeError::Path(p.to_string()));
-        }
-        if !paths.iter().any(|q: &String| q == p) {
-            paths.push(p.to_string());
-        }
-    }
-    if paths.is_empty() {
-        return Err(ProbeError::Path(String::new()));
-    }
-    Ok(FingerprintOptions {
-        paths,
-        budget: a.fingerprint_budget,
-        http: HttpLimits {
-            request_timeout: a.request_timeout,
-            max_body: a.max_body as usize,
-            sse_max_bytes: a.sse_max_bytes as usize,
-            sse_max_time: a.sse_max_time,
-        },
-    })
 }
 
 /// A parsed probe target: host, port, scheme and path as named.
@@ -170,7 +140,7 @@ async fn resolve(host: &str, port: u16) -> Result<SocketAddr, ProbeError> {
 /// Run `mcp-scout probe`; returns whether the endpoint is (probably) an MCP server.
 pub async fn run(args: ProbeArgs, shutdown: CancellationToken) -> Result<bool, ProbeError> {
     let named = parse_target(&args.target)?;
-    let opts = fingerprint_options(&args.fingerprint)?;
+    let opts = args.fingerprint.spec().resolve()?;
     let addr = resolve(&named.host, named.port).await?;
     let base = crate::discover::tcp::connect_once(addr, opts.http.request_timeout).await;
     let state = base.state;
@@ -207,7 +177,7 @@ pub async fn run(args: ProbeArgs, shutdown: CancellationToken) -> Result<bool, P
                 .map_err(WriteError::from)
         }
         format => {
-            let mut w = ResultWriter::new(format, out);
+            let mut w = ResultWriter::new(format.into(), out);
             w.push(record).and_then(|()| w.finish_single())
         }
     };

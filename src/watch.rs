@@ -35,6 +35,9 @@ pub enum WatchError {
     /// Discovery setup failed.
     #[error(transparent)]
     Gather(#[from] GatherError),
+    /// Bad settings.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
     /// Fingerprint options or client.
     #[error(transparent)]
     Fingerprint(#[from] crate::probe::ProbeError),
@@ -71,13 +74,13 @@ fn line<'a>(event: &'static str, c: &'a Candidate) -> Event<'a> {
 
 /// Run until Ctrl-C.
 pub async fn run(args: WatchArgs, shutdown: CancellationToken) -> Result<(), WatchError> {
-    let d = crate::gather::discovery(&args.discovery, &[])?;
+    let d = crate::gather::discovery(&args.discovery.spec().resolve()?, &[])?;
     if !d.any() {
         return Err(WatchError::Nothing);
     }
     let fingerprinter = if args.fingerprint {
         Some(
-            Fingerprinter::new(crate::probe::fingerprint_options(&args.fingerprint_args)?)
+            Fingerprinter::new(args.fingerprint_args.spec().resolve()?)
                 .map_err(crate::probe::ProbeError::from)?,
         )
     } else {

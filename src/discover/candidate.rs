@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use crate::finding::Origin;
+use crate::vocab::Origin;
 
 /// Longest TXT hint value kept; longer values are ignored (an oversized or hostile TXT record
 /// must not grow memory or end up in a URL).

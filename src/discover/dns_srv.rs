@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::candidate::{Candidate, DiscoveryEvent, Hints};
-use crate::finding::Origin;
+use crate::vocab::Origin;
 
 /// Default deadline of one DNS query.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::candidate::{Candidate, DiscoveryEvent, Hints};
-use crate::finding::Origin;
+use crate::vocab::Origin;
 
 /// Service types browsed by default.
 pub const DEFAULT_TYPES: &[&str] = &["_mcp._tcp.local.", "_http._tcp.local."];

@@ -37,10 +37,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::epoll::Connector;
 use super::tcp::Outcome;
-use crate::finding::{PortState, ProbeResult};
 use crate::permute::Permutation;
 use crate::ports::PortList;
 use crate::target::TargetSet;
+use crate::vocab::{PortState, ProbeResult};
 
 /// Default ceiling of one connect attempt.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -110,6 +110,10 @@ pub struct SweepOptions {
     pub seed: u64,
     /// A round trip measured before the sweep (ICMP), seeding the adaptive deadline.
     pub initial_rtt: Option<Duration>,
+    /// `(index, count)`: probe only the indices `i` of the address×port space with
+    /// `i % count == index` (a daemon job's shard). Cut before the permutation, so instances
+    /// with different seeds still split the space exactly.
+    pub partition: Option<(u64, u64)>,
 }
 
 impl Default for SweepOptions {
@@ -125,6 +129,7 @@ impl Default for SweepOptions {
             report: StateFilter::OPEN,
             seed: 0,
             initial_rtt: None,
+            partition: None,
         }
     }
 }
@@ -288,12 +293,25 @@ impl Sweep {
         }
     }
 
-    /// Number of probes (addresses × ports).
+    /// Number of probes: addresses × ports, or this partition's share of them.
     pub fn total(&self) -> Result<u64, SweepError> {
-        self.targets
+        let space = self
+            .targets
             .len()
             .checked_mul(self.ports.len() as u64)
-            .ok_or(SweepError::TooLarge)
+            .ok_or(SweepError::TooLarge)?;
+        Ok(match self.opts.partition {
+            Some((index, count)) if count > 1 => space.saturating_sub(index).div_ceil(count),
+            _ => space,
+        })
+    }
+
+    /// The address×port index of the `local`-th probe of this partition.
+    fn global(&self, local: u64) -> u64 {
+        match self.opts.partition {
+            Some((index, count)) if count > 1 => local * count + index,
+            _ => local,
+        }
     }
 
     /// Run to completion or until `shutdown` fires. Results matching `opts.report` are sent
@@ -431,6 +449,7 @@ struct Shard {
 
 impl Shard {
     fn socket_addr(&self, idx: u64) -> SocketAddr {
+        let idx = self.sweep.global(idx);
         let np = self.sweep.ports.len() as u64;
         let port = self.sweep.ports.as_slice()[(idx % np) as usize];
         let ip: IpAddr = self.sweep.targets.addr(idx / np);
@@ -543,7 +562,7 @@ impl Shard {
             let idx = self.perm.apply(*next);
             *next += self.step;
             if let Some(mask) = &self.sweep.alive {
-                if !mask.get(idx / self.sweep.ports.len() as u64) {
+                if !mask.get(self.sweep.global(idx) / self.sweep.ports.len() as u64) {
                     tally.skipped += 1;
                     continue;
                 }
@@ -686,6 +705,33 @@ mod tests {
             slow > Duration::from_millis(300) && slow <= ceil,
             "{slow:?}"
         );
+    }
+
+    #[test]
+    fn partitions_cover_the_space_exactly_once_whatever_the_count() {
+        let targets = Arc::new(TargetSet::new(
+            vec![crate::target::AddrRange::new(
+                "127.0.0.1".parse().unwrap(),
+                "127.0.0.7".parse().unwrap(),
+            )],
+            Vec::new(),
+        ));
+        let ports = PortList::parse("1-5").unwrap();
+        let space = 7 * 5;
+        for count in 1..=8u64 {
+            let mut seen = vec![0u32; space];
+            for index in 0..count {
+                let opts = SweepOptions {
+                    partition: Some((index, count)),
+                    ..SweepOptions::default()
+                };
+                let s = Sweep::new(targets.clone(), ports.clone(), None, opts);
+                for local in 0..s.total().unwrap() {
+                    seen[s.global(local) as usize] += 1;
+                }
+            }
+            assert!(seen.iter().all(|n| *n == 1), "count {count}: {seen:?}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::finding::{PortState, ProbeResult};
+use crate::vocab::{PortState, ProbeResult};
 
 /// What one connect attempt observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,9 +12,22 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
 use crate::finding::Record;
 use crate::fingerprint::Verdict;
+pub use crate::pipeline::{KindCounts, Summary};
+
+/// Output formats for results on stdout (the command line's `-o` maps onto it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// An aligned table with a summary.
+    Table,
+    /// One JSON document.
+    Json,
+    /// One JSON object per line, streamed.
+    Ndjson,
+    /// Comma-separated values with a header row, streamed.
+    Csv,
+}
 
 /// Writing results failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,84 +58,9 @@ pub fn json_line<W: Write, T: Serialize>(out: &mut W, v: &T) -> Result<(), Write
     Ok(())
 }
 
-/// End-of-scan facts printed with the results.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Summary {
-    /// When the sweep started (RFC 3339).
-    pub started_at: String,
-    /// When it ended (RFC 3339).
-    pub finished_at: String,
-    /// Wall time in seconds.
-    pub duration_s: f64,
-    /// Targets as typed (after defaults and --local).
-    pub targets: Vec<String>,
-    /// Port list, folded.
-    pub ports: String,
-    /// Addresses swept.
-    pub addresses: u64,
-    /// Planned probes (addresses × ports).
-    pub probes_total: u64,
-    /// Probes concluded (less than total when interrupted).
-    pub probes_done: u64,
-    /// Open ports.
-    pub open: u64,
-    /// Closed ports.
-    pub closed: u64,
-    /// Filtered ports (no answer after retries).
-    pub filtered: u64,
-    /// Unreachable probes.
-    pub unreachable: u64,
-    /// Probes skipped because host discovery found the host down.
-    pub skipped_host_down: u64,
-    /// Hosts that answered ICMP echo (null when discovery did not run).
-    pub hosts_up: Option<u64>,
-    /// Retry attempts sent.
-    pub retries: u64,
-    /// Whether the scan was stopped early (Ctrl-C).
-    pub interrupted: bool,
-    /// Whether open ports were fingerprinted.
-    pub fingerprinted: bool,
-    /// Open ports by verdict (when fingerprinted).
-    pub kinds: KindCounts,
-    /// Open ports fingerprinted as not MCP and left out (pass --all to list them).
-    pub not_listed: u64,
-    /// In-scope addresses announced over mDNS or DNS SRV.
-    pub announced: u64,
-    /// Announced addresses outside the scope: reported, never contacted.
-    pub out_of_scope: Vec<crate::gather::OutOfScope>,
-}
-
-/// Open ports by fingerprint verdict.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct KindCounts {
-    /// Confirmed MCP servers.
-    pub mcp: u64,
-    /// MCP servers demanding authorization.
-    pub mcp_auth_required: u64,
-    /// Probable MCP servers.
-    pub mcp_likely: u64,
-    /// Other HTTP services.
-    pub http: u64,
-    /// Not HTTP.
-    pub open: u64,
-}
-
-impl KindCounts {
-    /// Count one verdict.
-    pub fn add(&mut self, v: Verdict) {
-        *match v {
-            Verdict::Mcp => &mut self.mcp,
-            Verdict::McpAuthRequired => &mut self.mcp_auth_required,
-            Verdict::McpLikely => &mut self.mcp_likely,
-            Verdict::Http => &mut self.http,
-            Verdict::Open => &mut self.open,
-        } += 1;
-    }
-}
-
 /// Writes records in one format.
 pub struct ResultWriter<W: Write> {
-    format: OutputFormat,
+    format: Format,
     out: W,
     buffered: Vec<Record>,
     wrote_header: bool,
@@ -132,7 +70,7 @@ const CSV_HEADER: &str = "ip,port,state,rtt_ms,kind,url,transport,protocol_versi
 
 impl<W: Write> ResultWriter<W> {
     /// A writer of `format` into `out`.
-    pub fn new(format: OutputFormat, out: W) -> Self {
+    pub fn new(format: Format, out: W) -> Self {
         Self {
             format,
             out,
@@ -144,17 +82,17 @@ impl<W: Write> ResultWriter<W> {
     /// Take one record: streamed formats write it now, others keep it.
     pub fn push(&mut self, rec: Record) -> Result<(), WriteError> {
         match self.format {
-            OutputFormat::Ndjson => {
+            Format::Ndjson => {
                 serde_json::to_writer(&mut self.out, &rec).map_err(io::Error::from)?;
                 self.out.write_all(b"\n")?;
                 self.out.flush()?;
             }
-            OutputFormat::Csv => {
+            Format::Csv => {
                 self.csv_header()?;
                 writeln!(self.out, "{}", csv_row(&rec))?;
                 self.out.flush()?;
             }
-            OutputFormat::Table | OutputFormat::Json => self.buffered.push(rec),
+            Format::Table | Format::Json => self.buffered.push(rec),
         }
         Ok(())
     }
@@ -170,14 +108,14 @@ impl<W: Write> ResultWriter<W> {
     /// Write a single record's document (for `probe`): JSON is the bare record.
     pub fn finish_single(mut self) -> Result<(), WriteError> {
         match self.format {
-            OutputFormat::Json => {
+            Format::Json => {
                 if let Some(r) = self.buffered.first() {
                     serde_json::to_writer_pretty(&mut self.out, r).map_err(io::Error::from)?;
                     self.out.write_all(b"\n")?;
                 }
             }
-            OutputFormat::Csv => self.csv_header()?,
-            OutputFormat::Ndjson | OutputFormat::Table => {}
+            Format::Csv => self.csv_header()?,
+            Format::Ndjson | Format::Table => {}
         }
         self.out.flush()?;
         Ok(())
@@ -189,9 +127,9 @@ impl<W: Write> ResultWriter<W> {
         self.buffered
             .sort_by_key(|r| (r.kind.unwrap_or(Verdict::Open), r.ip, r.port));
         match self.format {
-            OutputFormat::Ndjson => {}
-            OutputFormat::Csv => self.csv_header()?,
-            OutputFormat::Json => {
+            Format::Ndjson => {}
+            Format::Csv => self.csv_header()?,
+            Format::Json => {
                 #[derive(Serialize)]
                 struct Doc<'a> {
                     scan: &'a Summary,
@@ -204,7 +142,7 @@ impl<W: Write> ResultWriter<W> {
                 serde_json::to_writer_pretty(&mut self.out, &doc).map_err(io::Error::from)?;
                 self.out.write_all(b"\n")?;
             }
-            OutputFormat::Table => write_table(&mut self.out, &self.buffered, summary)?,
+            Format::Table => write_table(&mut self.out, &self.buffered, summary)?,
         }
         self.out.flush()?;
         Ok(())
@@ -440,7 +378,7 @@ mod tests {
     #[test]
     fn csv_has_header_and_rows() {
         let mut buf = Vec::new();
-        let mut w = ResultWriter::new(OutputFormat::Csv, &mut buf);
+        let mut w = ResultWriter::new(Format::Csv, &mut buf);
         w.push(rec(80)).unwrap();
         w.finish(&Summary::default()).unwrap();
         let text = String::from_utf8(buf).unwrap();
@@ -455,7 +393,7 @@ mod tests {
     #[test]
     fn empty_csv_still_has_header() {
         let mut buf = Vec::new();
-        ResultWriter::new(OutputFormat::Csv, &mut buf)
+        ResultWriter::new(Format::Csv, &mut buf)
             .finish(&Summary::default())
             .unwrap();
         assert_eq!(String::from_utf8(buf).unwrap(), format!("{CSV_HEADER}\n"));
@@ -464,7 +402,7 @@ mod tests {
     #[test]
     fn json_is_one_sorted_document() {
         let mut buf = Vec::new();
-        let mut w = ResultWriter::new(OutputFormat::Json, &mut buf);
+        let mut w = ResultWriter::new(Format::Json, &mut buf);
         w.push(rec(9000)).unwrap();
         w.push(rec(80)).unwrap();
         w.finish(&Summary::default()).unwrap();
