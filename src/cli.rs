@@ -39,6 +39,109 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Keep browsing mDNS and re-resolving SRV names; print appeared/gone events as JSON lines.
     Watch(WatchArgs),
+    /// Run as a service: scan on schedules, keep an inventory, serve an HTTP API and metrics.
+    Daemon(DaemonArgs),
+    /// Validate a daemon config, or print a commented example.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// List the servers in the inventory (through the API, or from the store file).
+    Servers(ServersArgs),
+    /// Print the inventory's change feed as JSON lines.
+    Changes(ChangesArgs),
+}
+
+/// `mcp-scout daemon` options.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// YAML config file [default: the embedded one: localhost on the MCP ports every 5 minutes].
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// `mcp-scout config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate FILE: print one line per job (exit 0), or the error with its position (exit 2).
+    Check {
+        /// The config file.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Also print the resolved config, secrets redacted.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Print a commented config with every key and its default.
+    Example,
+}
+
+/// Where `servers` and `changes` read the inventory.
+#[derive(Debug, Clone, Args)]
+pub struct InventorySource {
+    /// The daemon's API.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:9464",
+        conflicts_with = "db"
+    )]
+    pub api: String,
+    /// Read the store file directly (read-only; safe while the daemon runs).
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<std::path::PathBuf>,
+    /// Bearer token for the API's reads (when it sets api.read_token) [env: MCP_SCOUT_READ_TOKEN].
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MCP_SCOUT_READ_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+/// `mcp-scout servers` options.
+#[derive(Debug, Args)]
+pub struct ServersArgs {
+    /// Where to read.
+    #[command(flatten)]
+    pub source: InventorySource,
+    /// Only this kind: mcp, mcp-auth-required, mcp-likely.
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// Only this transport: streamable-http, sse.
+    #[arg(long, value_name = "TRANSPORT")]
+    pub transport: Option<String>,
+    /// Only servers found by this source: sweep, mdns, srv, static.
+    #[arg(long, value_name = "ORIGIN")]
+    pub origin: Option<String>,
+    /// Only servers found by this job.
+    #[arg(long, value_name = "NAME")]
+    pub job: Option<String>,
+    /// Only servers offering this tool (`*` wildcards allowed).
+    #[arg(long, value_name = "TOOL")]
+    pub capability: Option<String>,
+    /// Only servers whose serverInfo name matches (`*` wildcards allowed).
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// active (default), gone or all.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Output format on stdout.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// `mcp-scout changes` options.
+#[derive(Debug, Args)]
+pub struct ChangesArgs {
+    /// Where to read.
+    #[command(flatten)]
+    pub source: InventorySource,
+    /// Only changes after this sequence number.
+    #[arg(long, value_name = "SEQ", default_value_t = 0)]
+    pub since: i64,
+    /// Keep following new changes (the API's event stream, or polling the file).
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// `mcp-scout watch` options.

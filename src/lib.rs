@@ -35,6 +35,8 @@
 //! binary uses `anyhow`.
 
 pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod discover;
 pub mod finding;
 pub mod fingerprint;

@@ -47,6 +47,13 @@ async fn run(cli: Cli) -> anyhow::Result<ScanOutcome> {
         } else {
             ScanOutcome::NothingFound
         }),
+        Command::Config(cmd) => {
+            mcp_scout::commands::config::run(&cmd)?;
+            Ok(ScanOutcome::Found)
+        }
+        Command::Daemon(_) | Command::Servers(_) | Command::Changes(_) => {
+            anyhow::bail!("not built yet")
+        }
     }
 }
 

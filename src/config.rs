@@ -1,0 +1,1176 @@
+//! The daemon's YAML config: raw serde structs (what the user wrote), `${VAR}` expansion,
+//! and validation into typed settings with errors that say where.
+//!
+//! Loading is three steps, each with its own errors:
+//! 1. **Expansion.** `${VAR}` and `${VAR:-default}` are replaced in the text before parsing,
+//!    outside comments, as Vector does; `$$` is a literal `$`. An unset variable with no
+//!    default is an error naming it and its line.
+//! 2. **Parsing** (serde-saphyr) into the `Raw*` structs, which deny unknown keys: the error
+//!    carries the line and column and lists the accepted keys.
+//! 3. **Validation.** Each value that `scan` would parse (targets, ports, durations, report,
+//!    paths, scope…) is parsed here with the same function, and a failure names the file,
+//!    line, column, key path, bad value and fix. Values are kept as [`Spanned`] for that.
+//!    Each job then becomes a [`JobSpec`] and a [`JobPlan`]: the same plan `scan` runs.
+//!
+//! Every `scan` option has a key of the same meaning (see `config/example.yaml` and the
+//! README); output-only flags (`-o`, `--all`, `--no-progress`) have none.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::plan::{
+    self, DiscoverySpec, FingerprintSpec, JobPlan, JobSpec, Shard, DEFAULT_FINGERPRINT_CONCURRENCY,
+};
+use crate::ports::PortList;
+use crate::target::TargetSpec;
+use crate::units::parse_duration;
+
+/// The commented full example, printed by `mcp-scout config example`.
+pub const EXAMPLE: &str = include_str!("../config/example.yaml");
+/// The API's default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+/// Consecutive completed runs that must miss a server before it is gone.
+pub const DEFAULT_GONE_AFTER: u32 = 3;
+/// How long changes, runs and gone servers are kept.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+/// A job's default interval.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+/// A job's default jitter, as a fraction of its interval.
+pub const DEFAULT_JITTER: f64 = 0.1;
+/// API connections served at once; bounded so API clients cannot take the descriptors the
+/// scanner needs.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 256;
+/// Deadline of one API request.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client gets to send its request headers.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest API request body.
+pub const DEFAULT_BODY_LIMIT: u32 = 64 * 1024;
+/// Longest accepted config file; a larger one is refused rather than parsed.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+/// Shown instead of secrets by `config check --print`.
+pub const REDACTED: &str = "<redacted>";
+
+/// A config that cannot be used (exit code 2; the daemon does not start).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}; check the path given to --config", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why (in the message, so not also a `#[source]`).
+        source: std::io::Error,
+    },
+    /// The file is too large to be a config.
+    #[error("config file {} is {size} bytes, above the {MAX_CONFIG_BYTES}-byte limit; is it the right file?", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// Not valid YAML, an unknown key or a value of the wrong type.
+    #[error("{file}:{line}:{column}: {message}")]
+    Parse {
+        /// The file (or `<embedded default>`).
+        file: String,
+        /// 1-based line (0 when unknown).
+        line: u64,
+        /// 1-based column.
+        column: u64,
+        /// What serde-saphyr said, with the accepted keys for an unknown one.
+        message: String,
+    },
+    /// A value that parsed as YAML but means nothing valid.
+    #[error("{file}:{line}:{column}: {path}: {message}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// 1-based line (0 when unknown).
+        line: u64,
+        /// 1-based column.
+        column: u64,
+        /// Key path, such as `jobs[0].ports`.
+        path: String,
+        /// The bad value and the fix.
+        message: String,
+    },
+    /// `${VAR}` without a value.
+    #[error("{file}:{line}:{column}: environment variable {var} is not set and has no default; set it, or write ${{{var}:-default}}")]
+    UnsetVar {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: u64,
+        /// 1-based column of the `$`.
+        column: u64,
+        /// The variable.
+        var: String,
+    },
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw input: what the user wrote.
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    api: RawApi,
+    store: RawStore,
+    gone_after: Option<Spanned<u32>>,
+    jobs: Option<Spanned<Vec<RawJob>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawApi {
+    listen: Option<Spanned<String>>,
+    token: Option<String>,
+    read_token: Option<String>,
+    max_connections: Option<Spanned<u32>>,
+    request_timeout: Option<Spanned<String>>,
+    header_timeout: Option<Spanned<String>>,
+    body_limit: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawStore {
+    path: Option<Spanned<String>>,
+    retention: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    name: Spanned<String>,
+    #[serde(default)]
+    targets: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+    ports: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    jitter: Option<Spanned<String>>,
+    #[serde(default)]
+    sweep: RawSweep,
+    #[serde(default)]
+    fingerprint: RawFingerprint,
+    mdns: Option<RawMdns>,
+    #[serde(default)]
+    srv: Vec<Spanned<String>>,
+    #[serde(default)]
+    dns: RawDns,
+    #[serde(default)]
+    scope: Vec<Spanned<String>>,
+    shard: Option<Spanned<RawShard>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawSweep {
+    rate: Option<Spanned<u32>>,
+    concurrency: Option<Spanned<u32>>,
+    timeout: Option<Spanned<String>>,
+    min_timeout: Option<Spanned<String>>,
+    retries: Option<Spanned<u8>>,
+    max_retries: Option<Spanned<u8>>,
+    ping: Option<bool>,
+    report: Option<Spanned<String>>,
+    max_targets: Option<u64>,
+    force: Option<bool>,
+    threads: Option<Spanned<u16>>,
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawFingerprint {
+    enabled: Option<bool>,
+    concurrency: Option<Spanned<u16>>,
+    budget: Option<Spanned<String>>,
+    paths: Option<Vec<Spanned<String>>>,
+    request_timeout: Option<Spanned<String>>,
+    max_body: Option<Spanned<u32>>,
+    sse_max_bytes: Option<Spanned<u32>>,
+    sse_max_time: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawMdns {
+    types: Vec<Spanned<String>>,
+    all: Option<bool>,
+    wait: Option<Spanned<String>>,
+    interfaces: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawDns {
+    server: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    concurrency: Option<Spanned<u16>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShard {
+    index: u32,
+    count: u32,
+}
+
+// ---------------------------------------------------------------------------------------
+// Typed settings.
+
+/// The HTTP API's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Bearer token for writes; `None` disables writes.
+    pub token: Option<String>,
+    /// Bearer token for reads; `None` leaves reads open.
+    pub read_token: Option<String>,
+    /// Connections served at once.
+    pub max_connections: u32,
+    /// Deadline of one request.
+    pub request_timeout: Duration,
+    /// Time to send request headers.
+    pub header_timeout: Duration,
+    /// Largest request body.
+    pub body_limit: u32,
+}
+
+/// The inventory's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The SQLite file.
+    pub path: PathBuf,
+    /// How long history is kept.
+    pub retention: Duration,
+}
+
+/// One scheduled job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Unique name.
+    pub name: String,
+    /// Time between planned starts.
+    pub interval: Duration,
+    /// Random spread of each start, as a fraction of `interval` (0 to 0.5).
+    pub jitter: f64,
+    /// The settings as typed (compared on reload to tell a changed job).
+    pub spec: JobSpec,
+    /// The validated plan the pipeline runs.
+    pub plan: JobPlan,
+}
+
+impl Job {
+    /// One line for `config check`: what it scans and how often.
+    pub fn describe(&self) -> String {
+        let p = &self.plan;
+        let mut what = p.target_labels().join(", ");
+        if what.is_empty() {
+            what = "no sweep targets".into();
+        }
+        let mut s = format!(
+            "job {:?}: {} on ports {} every {}",
+            self.name,
+            what,
+            p.ports,
+            crate::units::format_duration(self.interval)
+        );
+        if self.jitter > 0.0 {
+            let _ = write!(s, " ± {}%", (self.jitter * 100.0).round());
+        }
+        if let Some(m) = &p.discovery.mdns {
+            let _ = write!(s, "; mDNS {}", m.types.join(","));
+        }
+        if !p.discovery.srv.is_empty() {
+            let _ = write!(s, "; SRV {}", p.discovery.srv.join(","));
+        }
+        if let Some(sh) = p.shard {
+            let _ = write!(s, "; shard {} of {}", sh.index, sh.count);
+        }
+        if p.fingerprint.is_none() {
+            s.push_str("; ports only (fingerprint disabled)");
+        }
+        s
+    }
+}
+
+/// A validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from (a path, or `<embedded default>`).
+    pub source: String,
+    /// HTTP API.
+    pub api: ApiConfig,
+    /// Inventory.
+    pub store: StoreConfig,
+    /// Misses before gone.
+    pub gone_after: u32,
+    /// Jobs, in file order.
+    pub jobs: Vec<Job>,
+}
+
+/// Name of the embedded default config in messages.
+pub const EMBEDDED: &str = "<embedded default>";
+
+impl Config {
+    /// Read, expand and validate `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let read = |source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let size = std::fs::metadata(path).map_err(read)?.len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+                size,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// The config used without `--config`: localhost on the MCP ports every 5 minutes, the
+    /// store under `$XDG_STATE_HOME`, the API on 127.0.0.1:9464.
+    pub fn embedded_default() -> Self {
+        Self::parse("jobs:\n  - name: localhost\n", EMBEDDED)
+            .expect("the embedded default config is valid")
+    }
+
+    /// Expand and validate `text`; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let expanded = expand_env(text, file, &|k| std::env::var(k).ok())?;
+        let raw: RawConfig = if expanded.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            let mut path = String::new();
+            serde_saphyr::with_deserializer_from_str(&expanded, |de| {
+                serde_path_to_error::deserialize(de).map_err(|e| {
+                    path = e.path().to_string();
+                    e.into_inner()
+                })
+            })
+            .map_err(|e| parse_error(&e, file, &path, &expanded))?
+        };
+        Validator { file }.config(raw)
+    }
+
+    /// The resolved config as YAML, secrets redacted (`config check --print`).
+    pub fn to_yaml(&self) -> String {
+        let secret = |t: &Option<String>| match t {
+            Some(_) => format!("\"{REDACTED}\""),
+            None => "null".into(),
+        };
+        let d = crate::units::format_duration;
+        let mut s = String::new();
+        let a = &self.api;
+        let _ = writeln!(s, "# resolved from {}", self.source);
+        let _ = writeln!(s, "api:");
+        let _ = writeln!(s, "  listen: {}", a.listen);
+        let _ = writeln!(s, "  token: {}", secret(&a.token));
+        let _ = writeln!(s, "  read_token: {}", secret(&a.read_token));
+        let _ = writeln!(s, "  max_connections: {}", a.max_connections);
+        let _ = writeln!(s, "  request_timeout: {}", d(a.request_timeout));
+        let _ = writeln!(s, "  header_timeout: {}", d(a.header_timeout));
+        let _ = writeln!(s, "  body_limit: {}", a.body_limit);
+        let _ = writeln!(s, "store:");
+        let _ = writeln!(
+            s,
+            "  path: {}",
+            json(&self.store.path.display().to_string())
+        );
+        let _ = writeln!(s, "  retention: {}", d(self.store.retention));
+        let _ = writeln!(s, "gone_after: {}", self.gone_after);
+        let _ = writeln!(s, "jobs:");
+        for j in &self.jobs {
+            let p = &j.spec;
+            let list = |v: &[String]| {
+                format!(
+                    "[{}]",
+                    v.iter().map(|x| json(x)).collect::<Vec<_>>().join(", ")
+                )
+            };
+            let mut targets = p.targets.clone();
+            if p.local {
+                targets.push("local".into());
+            }
+            let _ = writeln!(s, "  - name: {}", json(&j.name));
+            let _ = writeln!(s, "    targets: {}", list(&targets));
+            let _ = writeln!(s, "    exclude: {}", list(&p.exclude));
+            let _ = writeln!(s, "    ports: {}", json(&p.ports));
+            let _ = writeln!(s, "    interval: {}", d(j.interval));
+            let _ = writeln!(s, "    jitter: {}%", (j.jitter * 100.0).round());
+            let _ = writeln!(s, "    sweep:");
+            let opt = |v: Option<String>| v.unwrap_or_else(|| "null".into());
+            let _ = writeln!(s, "      rate: {}", opt(p.rate.map(|v| v.to_string())));
+            let _ = writeln!(
+                s,
+                "      concurrency: {}",
+                opt(p.concurrency.map(|v| v.to_string()))
+            );
+            let _ = writeln!(s, "      timeout: {}", d(p.timeout));
+            let _ = writeln!(s, "      min_timeout: {}", opt(p.min_timeout.map(d)));
+            let _ = writeln!(s, "      retries: {}", p.retries);
+            let _ = writeln!(s, "      max_retries: {}", p.max_retries);
+            let _ = writeln!(s, "      ping: {}", p.ping);
+            let _ = writeln!(s, "      report: {}", json(&p.report));
+            let _ = writeln!(s, "      max_targets: {}", p.max_targets);
+            let _ = writeln!(s, "      force: {}", p.force);
+            let _ = writeln!(
+                s,
+                "      threads: {}",
+                opt(p.threads.map(|v| v.to_string()))
+            );
+            let _ = writeln!(s, "      seed: {}", opt(p.seed.map(|v| v.to_string())));
+            let _ = writeln!(s, "    fingerprint:");
+            let _ = writeln!(s, "      enabled: {}", p.fingerprint.is_some());
+            let _ = writeln!(s, "      concurrency: {}", p.fingerprint_concurrency);
+            if let Some(f) = &p.fingerprint {
+                let _ = writeln!(s, "      budget: {}", d(f.budget));
+                let _ = writeln!(s, "      paths: {}", list(&f.paths));
+                let _ = writeln!(s, "      request_timeout: {}", d(f.request_timeout));
+                let _ = writeln!(s, "      max_body: {}", f.max_body);
+                let _ = writeln!(s, "      sse_max_bytes: {}", f.sse_max_bytes);
+                let _ = writeln!(s, "      sse_max_time: {}", d(f.sse_max_time));
+            }
+            let disc = &p.discovery;
+            if disc.mdns.is_some() || disc.mdns_all {
+                let _ = writeln!(s, "    mdns:");
+                let _ = writeln!(
+                    s,
+                    "      types: {}",
+                    list(disc.mdns.as_deref().unwrap_or_default())
+                );
+                let _ = writeln!(s, "      all: {}", disc.mdns_all);
+                let _ = writeln!(s, "      wait: {}", d(disc.mdns_wait));
+                let _ = writeln!(s, "      interfaces: {}", list(&disc.interfaces));
+            }
+            let _ = writeln!(s, "    srv: {}", list(&disc.srv));
+            let _ = writeln!(s, "    dns:");
+            let _ = writeln!(
+                s,
+                "      server: {}",
+                disc.dns_server.as_deref().map_or("null".into(), json)
+            );
+            let _ = writeln!(s, "      timeout: {}", d(disc.dns_timeout));
+            let _ = writeln!(s, "      concurrency: {}", disc.dns_concurrency);
+            let _ = writeln!(s, "    scope: {}", list(&disc.scope));
+            if let Some(sh) = p.shard {
+                let _ = writeln!(
+                    s,
+                    "    shard: {{ index: {}, count: {} }}",
+                    sh.index, sh.count
+                );
+            }
+        }
+        s
+    }
+
+    /// A job by name.
+    pub fn job(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
+}
+
+fn json(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// The store's default path: `$XDG_STATE_HOME/mcp-scout/inventory.db`, else
+/// `~/.local/state/mcp-scout/inventory.db`, else `./mcp-scout-inventory.db`.
+pub fn default_store_path() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        });
+    match state {
+        Some(dir) => dir.join("mcp-scout/inventory.db"),
+        None => PathBuf::from("mcp-scout-inventory.db"),
+    }
+}
+
+fn parse_error(e: &serde_saphyr::Error, file: &str, path: &str, text: &str) -> ConfigError {
+    let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+    let mut message = e.without_snippet().to_string();
+    // serde-saphyr appends its own "at line L column C"; the prefix already says where.
+    if let Some(i) = message.find(" at line ") {
+        message.truncate(i);
+    }
+    let mut message = message.trim().to_string();
+    // A wrong type: name the key and quote what was there.
+    // `Spanned` adds a `.value` step of its own to serde's path.
+    let path = path.replace(".value", "");
+    let path = path.trim_start_matches('.');
+    let type_error = message.starts_with("invalid") || message.starts_with("expected");
+    let known_path = !path.is_empty() && path != "?";
+    if known_path && message.starts_with("unknown field") {
+        message = format!("{path}: {message}");
+    } else if type_error && known_path {
+        let found = scalar_at(text, line, column);
+        message = match found {
+            Some(v) => format!("{path}: {message} (found {v:?}); {}", type_hint(&message)),
+            None => format!("{path}: {message}; {}", type_hint(&message)),
+        };
+    }
+    ConfigError::Parse {
+        file: file.to_string(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// The plain scalar starting at 1-based `line`:`column`, if any.
+fn scalar_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let l = text
+        .lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let rest: String = l
+        .chars()
+        .skip(usize::try_from(column).ok()?.saturating_sub(1))
+        .collect();
+    let end = rest.find([',', '}', ']', '#', '\n']).unwrap_or(rest.len());
+    let v = rest[..end].trim();
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+/// What to write instead, from serde's "invalid type" wording.
+fn type_hint(message: &str) -> &'static str {
+    if message.contains("u8")
+        || message.contains("u16")
+        || message.contains("u32")
+        || message.contains("u64")
+    {
+        "write a whole number"
+    } else if message.contains("bool") {
+        "write true or false"
+    } else if message.contains("sequence") {
+        "write a list, such as [a, b]"
+    } else if message.contains("map") {
+        "write a mapping of keys, such as { key: value }"
+    } else {
+        "see `mcp-scout config example` for the accepted form"
+    }
+}
+
+/// Replace `${VAR}` and `${VAR:-default}` outside comments; `$$` is a literal `$`.
+fn expand_env(
+    text: &str,
+    file: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let comment = comment_start(line);
+        let (code, rest) = line.split_at(comment);
+        let mut i = 0;
+        let b = code.as_bytes();
+        while i < b.len() {
+            if b[i] == b'$' && b.get(i + 1) == Some(&b'$') {
+                out.push('$');
+                i += 2;
+            } else if b[i] == b'$' && b.get(i + 1) == Some(&b'{') {
+                let Some(end) = code[i..].find('}') else {
+                    out.push_str(&code[i..]);
+                    break;
+                };
+                let inner = &code[i + 2..i + end];
+                let (var, default) = match inner.split_once(":-") {
+                    Some((v, d)) => (v, Some(d)),
+                    None => (inner, None),
+                };
+                match lookup(var).filter(|v| !v.is_empty() || default.is_none()) {
+                    Some(v) => out.push_str(&v),
+                    None => match default {
+                        Some(d) => out.push_str(d),
+                        None => {
+                            return Err(ConfigError::UnsetVar {
+                                file: file.to_string(),
+                                line: n as u64 + 1,
+                                column: code[..i].chars().count() as u64 + 1,
+                                var: var.to_string(),
+                            })
+                        }
+                    },
+                }
+                i += end + 1;
+            } else {
+                let ch = code[i..].chars().next().unwrap_or_default();
+                out.push(ch);
+                i += ch.len_utf8().max(1);
+            }
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+/// Byte offset where a YAML comment starts on `line` (a `#` at the start or after
+/// whitespace, outside quotes), or the line's length.
+fn comment_start(line: &str) -> usize {
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == '#' && prev.is_whitespace() => return i,
+            None => {}
+        }
+        prev = c;
+    }
+    line.len()
+}
+
+/// Turns raw input into typed settings, naming the file in every error.
+struct Validator<'a> {
+    file: &'a str,
+}
+
+impl Validator<'_> {
+    fn invalid<T>(&self, s: &Spanned<T>, path: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_string(),
+            line: s.referenced.line(),
+            column: s.referenced.column(),
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn duration(
+        &self,
+        v: Option<&Spanned<String>>,
+        path: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) => parse_duration(&s.value).map_err(|e| self.invalid(s, path, e)),
+        }
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let api = self.api(&raw.api)?;
+        let store = StoreConfig {
+            path: match &raw.store.path {
+                Some(p) if p.value.trim().is_empty() => return Err(self.invalid(
+                    p,
+                    "store.path",
+                    "empty path; name the SQLite file, for example /var/lib/mcp-scout/inventory.db",
+                )),
+                Some(p) => PathBuf::from(&p.value),
+                None => default_store_path(),
+            },
+            retention: self.duration(
+                raw.store.retention.as_ref(),
+                "store.retention",
+                DEFAULT_RETENTION,
+            )?,
+        };
+        let gone_after = match &raw.gone_after {
+            Some(g) if g.value == 0 => {
+                return Err(self.invalid(
+                    g,
+                    "gone_after",
+                    "0 would mark every server gone at once; use 1 or more (default 3)",
+                ))
+            }
+            Some(g) => g.value,
+            None => DEFAULT_GONE_AFTER,
+        };
+        let mut jobs = Vec::new();
+        let mut names = HashSet::new();
+        if let Some(list) = &raw.jobs {
+            for (i, j) in list.value.iter().enumerate() {
+                let job = self.job(i, j)?;
+                if !names.insert(job.name.clone()) {
+                    return Err(self.invalid(
+                        &j.name,
+                        &format!("jobs[{i}].name"),
+                        format!(
+                            "duplicate job name {:?}; every job needs its own name",
+                            job.name
+                        ),
+                    ));
+                }
+                jobs.push(job);
+            }
+        }
+        Ok(Config {
+            source: self.file.to_string(),
+            api,
+            store,
+            gone_after,
+            jobs,
+        })
+    }
+
+    fn api(&self, a: &RawApi) -> Result<ApiConfig, ConfigError> {
+        let listen = match &a.listen {
+            None => DEFAULT_LISTEN.parse().expect("valid default"),
+            Some(l) => l.value.trim().parse().map_err(|_| {
+                self.invalid(
+                    l,
+                    "api.listen",
+                    format!(
+                        "{:?} is not an address:port; accepted forms: 127.0.0.1:9464, 0.0.0.0:9464, [::1]:9464",
+                        l.value
+                    ),
+                )
+            })?,
+        };
+        let nonzero = |v: &Option<Spanned<u32>>, path: &str, default: u32| match v {
+            Some(s) if s.value == 0 => Err(self.invalid(s, path, "must be 1 or more")),
+            Some(s) => Ok(s.value),
+            None => Ok(default),
+        };
+        let secret = |t: &Option<String>| t.clone().filter(|t| !t.is_empty());
+        Ok(ApiConfig {
+            listen,
+            token: secret(&a.token),
+            read_token: secret(&a.read_token),
+            max_connections: nonzero(
+                &a.max_connections,
+                "api.max_connections",
+                DEFAULT_MAX_CONNECTIONS,
+            )?,
+            request_timeout: self.duration(
+                a.request_timeout.as_ref(),
+                "api.request_timeout",
+                DEFAULT_REQUEST_TIMEOUT,
+            )?,
+            header_timeout: self.duration(
+                a.header_timeout.as_ref(),
+                "api.header_timeout",
+                DEFAULT_HEADER_TIMEOUT,
+            )?,
+            body_limit: nonzero(&a.body_limit, "api.body_limit", DEFAULT_BODY_LIMIT)?,
+        })
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn job(&self, i: usize, j: &RawJob) -> Result<Job, ConfigError> {
+        let at = |key: &str| format!("jobs[{i}].{key}");
+        let name = j.name.value.trim().to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(self.invalid(
+                &j.name,
+                &at("name"),
+                format!(
+                    "invalid job name {:?}; use letters, digits, '-', '_' or '.', for example lan-office",
+                    j.name.value
+                ),
+            ));
+        }
+        let mut spec = JobSpec::default();
+        for (k, t) in j.targets.iter().enumerate() {
+            if t.value.trim() == "local" {
+                spec.local = true;
+                continue;
+            }
+            TargetSpec::parse(&t.value)
+                .map_err(|e| self.invalid(t, &at(&format!("targets[{k}]")), e.to_string()))?;
+            spec.targets.push(t.value.clone());
+        }
+        for (k, t) in j.exclude.iter().enumerate() {
+            for part in t.value.split(',').filter(|p| !p.trim().is_empty()) {
+                TargetSpec::parse(part)
+                    .map_err(|e| self.invalid(t, &at(&format!("exclude[{k}]")), e.to_string()))?;
+            }
+            spec.exclude.push(t.value.clone());
+        }
+        if let Some(p) = &j.ports {
+            PortList::parse(&p.value).map_err(|e| self.invalid(p, &at("ports"), e.to_string()))?;
+            spec.ports.clone_from(&p.value);
+        }
+        let interval = self.duration(j.interval.as_ref(), &at("interval"), DEFAULT_INTERVAL)?;
+        let jitter = match &j.jitter {
+            None => DEFAULT_JITTER,
+            Some(s) => parse_percent(&s.value).ok_or_else(|| {
+                self.invalid(
+                    s,
+                    &at("jitter"),
+                    format!(
+                        "{:?} is not a jitter; accepted forms: 10%, 0%, 0.1 (a fraction of the interval, at most 50%)",
+                        s.value
+                    ),
+                )
+            })?,
+        };
+        self.sweep(&j.sweep, &at("sweep"), &mut spec)?;
+        spec.fingerprint = self.fingerprint(&j.fingerprint, &at("fingerprint"), &mut spec)?;
+        spec.discovery = self.discovery(j, &at)?;
+        if let Some(s) = &j.shard {
+            if s.value.count == 0 || s.value.index >= s.value.count {
+                return Err(self.invalid(
+                    s,
+                    &at("shard"),
+                    format!(
+                        "index {} is not below count {}; give each of N instances an index from 0 to N-1 and count N",
+                        s.value.index, s.value.count
+                    ),
+                ));
+            }
+            spec.shard = Some(Shard {
+                index: s.value.index,
+                count: s.value.count,
+            });
+        }
+        let plan = JobPlan::resolve(&spec)
+            .map_err(|e| self.invalid(&j.name, &format!("jobs[{i}]"), e.to_string()))?;
+        Ok(Job {
+            name,
+            interval,
+            jitter,
+            spec,
+            plan,
+        })
+    }
+
+    fn sweep(&self, s: &RawSweep, at: &str, spec: &mut JobSpec) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("{at}.{k}");
+        if let Some(r) = &s.rate {
+            if r.value == 0 {
+                return Err(self.invalid(r, &key("rate"), "must be 1 or more probes per second"));
+            }
+            spec.rate = Some(r.value);
+        }
+        if let Some(c) = &s.concurrency {
+            if c.value == 0 || c.value > 1_000_000 {
+                return Err(self.invalid(c, &key("concurrency"), "accepted range: 1..=1000000"));
+            }
+            spec.concurrency = Some(c.value);
+        }
+        spec.timeout = self.duration(s.timeout.as_ref(), &key("timeout"), spec.timeout)?;
+        if let Some(m) = &s.min_timeout {
+            let min =
+                parse_duration(&m.value).map_err(|e| self.invalid(m, &key("min_timeout"), e))?;
+            if min > spec.timeout {
+                return Err(self.invalid(
+                    m,
+                    &key("min_timeout"),
+                    format!(
+                        "{min:?} is above timeout {:?}; lower min_timeout or raise timeout",
+                        spec.timeout
+                    ),
+                ));
+            }
+            spec.min_timeout = Some(min);
+        }
+        for (v, name, slot) in [
+            (&s.retries, "retries", &mut spec.retries),
+            (&s.max_retries, "max_retries", &mut spec.max_retries),
+        ] {
+            if let Some(r) = v {
+                if r.value > 20 {
+                    return Err(self.invalid(r, &key(name), "accepted range: 0..=20"));
+                }
+                *slot = r.value;
+            }
+        }
+        if let Some(p) = s.ping {
+            spec.ping = p;
+        }
+        if let Some(r) = &s.report {
+            plan::parse_report(&r.value)
+                .map_err(|e| self.invalid(r, &key("report"), e.to_string()))?;
+            spec.report.clone_from(&r.value);
+        }
+        if let Some(m) = s.max_targets {
+            spec.max_targets = m;
+        }
+        if let Some(f) = s.force {
+            spec.force = f;
+        }
+        if let Some(t) = &s.threads {
+            if t.value == 0 || t.value > 256 {
+                return Err(self.invalid(t, &key("threads"), "accepted range: 1..=256"));
+            }
+            spec.threads = Some(t.value);
+        }
+        spec.seed = s.seed;
+        Ok(())
+    }
+
+    fn fingerprint(
+        &self,
+        f: &RawFingerprint,
+        at: &str,
+        spec: &mut JobSpec,
+    ) -> Result<Option<FingerprintSpec>, ConfigError> {
+        let key = |k: &str| format!("{at}.{k}");
+        if let Some(c) = &f.concurrency {
+            if c.value == 0 || c.value > 4096 {
+                return Err(self.invalid(c, &key("concurrency"), "accepted range: 1..=4096"));
+            }
+            spec.fingerprint_concurrency = c.value;
+        } else {
+            spec.fingerprint_concurrency = DEFAULT_FINGERPRINT_CONCURRENCY;
+        }
+        if f.enabled == Some(false) {
+            return Ok(None);
+        }
+        let d = FingerprintSpec::default();
+        let bytes = |v: &Option<Spanned<u32>>, name: &str, default: u32| match v {
+            Some(b) if b.value < 1024 => Err(self.invalid(b, &key(name), "at least 1024 bytes")),
+            Some(b) => Ok(b.value),
+            None => Ok(default),
+        };
+        let mut out = FingerprintSpec {
+            paths: d.paths.clone(),
+            budget: self.duration(f.budget.as_ref(), &key("budget"), d.budget)?,
+            request_timeout: self.duration(
+                f.request_timeout.as_ref(),
+                &key("request_timeout"),
+                d.request_timeout,
+            )?,
+            max_body: bytes(&f.max_body, "max_body", d.max_body)?,
+            sse_max_bytes: bytes(&f.sse_max_bytes, "sse_max_bytes", d.sse_max_bytes)?,
+            sse_max_time: self.duration(
+                f.sse_max_time.as_ref(),
+                &key("sse_max_time"),
+                d.sse_max_time,
+            )?,
+        };
+        if let Some(paths) = &f.paths {
+            out.paths.clear();
+            for (k, p) in paths.iter().enumerate() {
+                let one = FingerprintSpec {
+                    paths: vec![p.value.clone()],
+                    ..FingerprintSpec::default()
+                };
+                one.resolve()
+                    .map_err(|e| self.invalid(p, &key(&format!("paths[{k}]")), e.to_string()))?;
+                out.paths.push(p.value.clone());
+            }
+        }
+        Ok(Some(out))
+    }
+
+    fn discovery(
+        &self,
+        j: &RawJob,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<DiscoverySpec, ConfigError> {
+        let mut d = DiscoverySpec::default();
+        if let Some(m) = &j.mdns {
+            let mut types = Vec::new();
+            for (k, t) in m.types.iter().enumerate() {
+                crate::discover::mdns::normalize_type(&t.value).map_err(|e| {
+                    self.invalid(t, &at(&format!("mdns.types[{k}]")), e.to_string())
+                })?;
+                types.push(t.value.clone());
+            }
+            d.mdns = Some(types);
+            d.mdns_all = m.all.unwrap_or(false);
+            d.mdns_wait = self.duration(m.wait.as_ref(), &at("mdns.wait"), d.mdns_wait)?;
+            d.interfaces.clone_from(&m.interfaces);
+        }
+        d.srv = j.srv.iter().map(|s| s.value.clone()).collect();
+        if let Some(s) = &j.dns.server {
+            plan::parse_dns_server(&s.value)
+                .map_err(|e| self.invalid(s, &at("dns.server"), e.to_string()))?;
+            d.dns_server = Some(s.value.clone());
+        }
+        d.dns_timeout = self.duration(j.dns.timeout.as_ref(), &at("dns.timeout"), d.dns_timeout)?;
+        if let Some(c) = &j.dns.concurrency {
+            if c.value == 0 || c.value > 1024 {
+                return Err(self.invalid(c, &at("dns.concurrency"), "accepted range: 1..=1024"));
+            }
+            d.dns_concurrency = c.value;
+        }
+        for (k, s) in j.scope.iter().enumerate() {
+            if plan::parse_scope(&s.value).is_none() {
+                return Err(self.invalid(
+                    s,
+                    &at(&format!("scope[{k}]")),
+                    format!(
+                        "invalid scope {:?}; accepted forms: 10.0.0.0/24, fd00::/64, 10.0.0.5",
+                        s.value
+                    ),
+                ));
+            }
+            d.scope.push(s.value.clone());
+        }
+        Ok(d)
+    }
+}
+
+/// `10%`, `0.1` or `0`: a fraction from 0 to 0.5.
+fn parse_percent(s: &str) -> Option<f64> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
+        None => t.parse::<f64>().ok()?,
+    };
+    (v.is_finite() && (0.0..=0.5).contains(&v)).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "t.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_issue_example_parses_into_one_job() {
+        let c = Config::parse(
+            "api:   { listen: 127.0.0.1:9464, token: \"s3cret\" }\n\
+             store: { path: /tmp/x/inventory.db, retention: 30d }\n\
+             gone_after: 3\n\
+             jobs:\n\
+             \x20 - name: lan\n\
+             \x20   targets: [10.0.0.0/24]\n\
+             \x20   exclude: [10.0.0.1]\n\
+             \x20   ports: mcp\n\
+             \x20   interval: 5m\n\
+             \x20   jitter: 10%\n\
+             \x20   sweep: { rate: 5000, timeout: 1s, retries: 1, ping: true }\n\
+             \x20   fingerprint: { concurrency: 32, budget: 10s }\n\
+             \x20   mdns: { types: [_mcp._tcp.local.], interfaces: [eth0] }\n\
+             \x20   srv: [_mcp._tcp.corp.example]\n\
+             \x20   shard: { index: 0, count: 3 }\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.api.token.as_deref(), Some("s3cret"));
+        assert_eq!(c.store.retention, Duration::from_secs(30 * 86_400));
+        let j = &c.jobs[0];
+        assert_eq!(
+            (j.name.as_str(), j.interval, j.jitter),
+            ("lan", Duration::from_secs(300), 0.1)
+        );
+        assert_eq!(j.spec.rate, Some(5000));
+        assert_eq!(j.plan.shard, Some(Shard { index: 0, count: 3 }));
+        assert_eq!(j.plan.discovery.srv, ["_mcp._tcp.corp.example"]);
+        assert!(c.to_yaml().contains(REDACTED) && !c.to_yaml().contains("s3cret"));
+        assert_eq!(
+            j.describe(),
+            "job \"lan\": 10.0.0.0/24 on ports 3000-3001,5000,6277,8000-8001,8080-8081,8787,8811,9000 every 5m ± 10%; mDNS _mcp._tcp.local.; SRV _mcp._tcp.corp.example; shard 0 of 3"
+        );
+    }
+
+    #[test]
+    fn the_embedded_default_scans_localhost_every_five_minutes() {
+        let c = Config::embedded_default();
+        assert_eq!(c.api.listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.jobs.len(), 1);
+        assert_eq!(c.jobs[0].interval, Duration::from_secs(300));
+        assert_eq!(c.jobs[0].plan.target_labels(), ["127.0.0.1", "::1"]);
+        assert!(c.store.path.ends_with("mcp-scout/inventory.db"));
+    }
+
+    #[test]
+    fn errors_name_file_line_column_key_value_and_fix() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "jobs:\n  - name: a\n    portz: 80\n",
+                "t.yaml:3:5: jobs[0].portz: unknown field `portz`, expected one of name, targets,",
+            ),
+            (
+                "jobs:\n  - name: a\n    sweep: { retries: many }\n",
+                "t.yaml:3:23: jobs[0].sweep.retries: invalid u8 (found \"many\"); write a whole number",
+            ),
+            (
+                "jobs:\n  - name: a\n    interval: 5x\n",
+                "t.yaml:3:15: jobs[0].interval: \"5x\" is not a duration; accepted forms: 500ms",
+            ),
+            (
+                "jobs:\n  - name: a\n    targets: [10.0.0.0/33]\n",
+                "t.yaml:3:15: jobs[0].targets[0]: invalid target \"10.0.0.0/33\": an IPv4 prefix length is 0-32; accepted forms",
+            ),
+            (
+                "jobs:\n  - name: a\n    ports: http\n",
+                "t.yaml:3:12: jobs[0].ports: invalid port spec \"http\"",
+            ),
+            (
+                "jobs:\n  - name: a\n  - name: a\n",
+                "t.yaml:3:11: jobs[1].name: duplicate job name \"a\"; every job needs its own name",
+            ),
+            (
+                "jobs:\n  - name: a\n    shard: { index: 3, count: 3 }\n",
+                "t.yaml:3:12: jobs[0].shard: index 3 is not below count 3; give each of N instances an index from 0 to N-1",
+            ),
+            (
+                "api:\n  token: ${MCP_SCOUT_TEST_SURELY_UNSET}\n",
+                "t.yaml:2:10: environment variable MCP_SCOUT_TEST_SURELY_UNSET is not set and has no default; set it, or write ${MCP_SCOUT_TEST_SURELY_UNSET:-default}",
+            ),
+            (
+                "api: { listen: localhost }\n",
+                "t.yaml:1:16: api.listen: \"localhost\" is not an address:port; accepted forms: 127.0.0.1:9464",
+            ),
+            (
+                "jobs:\n  - name: a\n    jitter: 80%\n",
+                "t.yaml:3:13: jobs[0].jitter: \"80%\" is not a jitter; accepted forms: 10%",
+            ),
+            (
+                "jobs:\n  - name: a\n    sweep: { report: bogus }\n",
+                "t.yaml:3:22: jobs[0].sweep.report: invalid --report \"bogus\"",
+            ),
+            (
+                "jobs:\n  - name: a\n    scope: [nowhere]\n",
+                "t.yaml:3:13: jobs[0].scope[0]: invalid scope \"nowhere\"",
+            ),
+            (
+                "jobs:\n  - name: a\n    fingerprint: { paths: [mcp] }\n",
+                "t.yaml:3:28: jobs[0].fingerprint.paths[0]: invalid --paths item \"mcp\"",
+            ),
+            ("gone_after: 0\n", "t.yaml:1:13: gone_after: 0 would mark"),
+        ];
+        for (text, want) in cases {
+            let e = err(text);
+            assert!(e.starts_with(want), "{text:?}\n got: {e}\nwant: {want}");
+        }
+    }
+
+    #[test]
+    fn variables_expand_with_defaults_and_not_in_comments() {
+        let env = |k: &str| (k == "SET").then(|| "v".to_string());
+        let out = expand_env("a: ${SET}\nb: ${UNSET:-d}\nc: $$x # ${UNSET}\n", "t", &env).unwrap();
+        assert_eq!(out, "a: v\nb: d\nc: $x # ${UNSET}\n");
+        let e = expand_env("x: \"#${UNSET}\"\n", "t", &env).unwrap_err();
+        assert!(e.to_string().contains("UNSET is not set"), "{e}");
+    }
+
+    #[test]
+    fn every_shipped_example_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                // Examples reference tokens through variables; give them values.
+                std::env::set_var("MCP_SCOUT_API_TOKEN", "example-token");
+                let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!c.jobs.is_empty(), "{}", path.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 2, "expected the shipped examples in {}", dir.display());
+    }
+}
