@@ -18,6 +18,7 @@
 //!   streams [`finding::ProbeResult`]s over a bounded channel;
 //! - [`output`] turns them into [`finding::Record`]s on stdout (table, JSON, NDJSON, CSV);
 //! - [`scan`] is the `scan` command's glue, [`shutdown`] the Ctrl-C handling.
+//! - [`store`] is the daemon's SQLite inventory: one writer actor, read-only readers.
 //!
 //! Engines never print or exit; errors are typed per module (`thiserror`), and only the
 //! binary uses `anyhow`.
@@ -34,6 +35,7 @@ pub mod probe;
 pub mod scan;
 pub mod scope;
 pub mod shutdown;
+pub mod store;
 pub mod sys;
 pub mod target;
 pub mod units;
