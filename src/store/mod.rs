@@ -1,15 +1,9 @@
 //! The daemon's inventory: SQLite on disk, one writer, many readers.
 //!
-//! ```text
-//!  jobs, mDNS, API ─▶ Store (cheap clone) ─▶ bounded mpsc ─▶ writer thread (the only
-//!                                                             read-write connection)
-//!                                                                │ one transaction per command
-//!                                                                ▼
-//!                        broadcast<Change> ◀── published after commit, in seq order
-//!  API handlers, `servers --db` ─▶ Reader (read-only connections, WAL) ─▶ the same file
-//! ```
-//!
-//! - [`id`] derives the [`ServerId`] every row and sink is keyed by.
+//! - [`id`] derives the [`ServerId`] every row and sink is keyed by;
+//! - [`diff`] turns two scan records into the detail of an `updated` change.
+
+pub mod diff;
 pub mod id;
 
 pub use self::id::ServerId;
