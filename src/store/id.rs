@@ -61,6 +61,11 @@ impl ServerId {
         &self.0
     }
 
+    /// An id read back from the store (already valid: it was made by [`Self::from_url`]).
+    pub(crate) fn from_stored(id: String) -> Self {
+        Self(id)
+    }
+
     /// The id as an owned string.
     pub fn into_string(self) -> String {
         self.0

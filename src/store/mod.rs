@@ -16,7 +16,8 @@
 //! - [`writer`] is the actor ([`Store`], [`WriterHandle`]): commands, the fault queue that
 //!   keeps failed writes in memory and retries them, the heartbeat, retention;
 //! - [`apply`] is what each command does inside its one transaction;
-//! - [`diff`] turns two scan records into the detail of an `updated` change.
+//! - [`diff`] turns two scan records into the detail of an `updated` change;
+//! - [`read`] is [`Reader`], the read-only queries behind the API and `servers --db`.
 //!
 //! The types here leave the HTTP API as JSON unchanged, so their field names are the API's.
 
@@ -24,6 +25,7 @@ pub mod apply;
 pub mod diff;
 pub mod id;
 pub mod lock;
+pub mod read;
 pub mod schema;
 pub mod writer;
 
@@ -36,6 +38,7 @@ use crate::finding::{Origin, Record};
 use crate::fingerprint::{Transport, Verdict};
 
 pub use self::id::ServerId;
+pub use self::read::Reader;
 
 pub use self::writer::{Store, WriterHandle};
 
@@ -319,7 +322,7 @@ pub struct WriterStatus {
     pub queued: usize,
 }
 
-/// Which servers a reader's server list returns; every set field must match (AND).
+/// Which servers [`Reader::servers`] returns; every set field must match (AND).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerFilter {
     /// This verdict.

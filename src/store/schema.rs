@@ -4,7 +4,7 @@
 //! A store is refused, never "repaired": a non-empty file must start with the SQLite header
 //! and pass `PRAGMA quick_check` on a read-only connection, and an SQLite file with tables
 //! but no schema version belongs to someone else. Only then does the writer open it
-//! read-write and migrate.
+//! read-write and migrate. Readers open read-only and only check the version.
 //!
 //! Times are fixed-width RFC 3339 UTC strings (`crate::finding::rfc3339`), so `<` on them is
 //! time order. `servers.ip_key` is the address as 16 bytes (IPv4 mapped into IPv6) so that
@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 
 use super::StoreError;
@@ -226,6 +226,53 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
             path: path.to_path_buf(),
             source,
         })?;
+    Ok(conn)
+}
+
+/// Open a read-only connection for queries (safe while the daemon writes: WAL).
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Missing {
+            path: path.to_path_buf(),
+        });
+    }
+    let sqlite = |what: &'static str| {
+        move |source| StoreError::Sqlite {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite("opening the store read-only"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(sqlite("setting busy_timeout"))?;
+    let version = user_version(&conn).map_err(sqlite("reading the schema version"))?;
+    if version == 0 {
+        let tables: Option<i64> = conn
+            .query_row("SELECT 1 FROM sqlite_master LIMIT 1", [], |r| r.get(0))
+            .optional()
+            .map_err(sqlite("reading the schema"))?;
+        return Err(if tables.is_some() {
+            StoreError::Foreign {
+                path: path.to_path_buf(),
+            }
+        } else {
+            StoreError::Missing {
+                path: path.to_path_buf(),
+            }
+        });
+    }
+    if version > schema_version() {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known: schema_version(),
+        });
+    }
     Ok(conn)
 }
 
