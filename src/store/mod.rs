@@ -515,3 +515,8 @@ pub enum StoreError {
     #[error("the store writer has stopped; the store was closed, reopen it to write")]
     Closed,
 }
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
