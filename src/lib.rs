@@ -31,6 +31,10 @@
 //! Commands are glue: [`scan`], [`probe`] and [`watch`]; [`shutdown`] handles signals,
 //! [`sys`] the descriptor limit and [`units`] durations.
 //!
+//! The service: [`config`] reads the daemon's YAML into the same job plans; [`daemon`] runs
+//! them on schedules and serves the API; [`store`] is its SQLite inventory (one writer
+//! actor, read-only readers); [`commands`] holds the service-side commands' glue.
+//!
 //! Engines never print or exit; errors are typed per module (`thiserror`), and only the
 //! binary uses `anyhow`.
 
@@ -50,6 +54,7 @@ pub mod probe;
 pub mod scan;
 pub mod scope;
 pub mod shutdown;
+pub mod store;
 pub mod sys;
 pub mod target;
 pub mod units;
