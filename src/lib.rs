@@ -41,6 +41,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod discover;
 pub mod finding;
 pub mod fingerprint;

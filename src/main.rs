@@ -35,7 +35,14 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ScanOutcome> {
     let shutdown = CancellationToken::new();
-    mcp_scout::shutdown::cancel_on_signal(shutdown.clone());
+    if matches!(cli.command, Command::Daemon(_)) {
+        mcp_scout::shutdown::cancel_on_signal_saying(
+            shutdown.clone(),
+            "stopping: interrupting runs and finishing writes (again to quit at once)",
+        );
+    } else {
+        mcp_scout::shutdown::cancel_on_signal(shutdown.clone());
+    }
     match cli.command {
         Command::Scan(args) => Ok(scan::run(args, shutdown).await?),
         Command::Watch(args) => {
@@ -51,7 +58,11 @@ async fn run(cli: Cli) -> anyhow::Result<ScanOutcome> {
             mcp_scout::commands::config::run(&cmd)?;
             Ok(ScanOutcome::Found)
         }
-        Command::Daemon(_) | Command::Servers(_) | Command::Changes(_) => {
+        Command::Daemon(args) => {
+            mcp_scout::daemon::run(args.config, shutdown).await?;
+            Ok(ScanOutcome::Found)
+        }
+        Command::Servers(_) | Command::Changes(_) => {
             anyhow::bail!("not built yet")
         }
     }

@@ -8,6 +8,14 @@ use tokio_util::sync::CancellationToken;
 
 /// Cancel `token` on the first SIGINT/SIGTERM; exit 130 on the second.
 pub fn cancel_on_signal(token: CancellationToken) {
+    cancel_on_signal_saying(
+        token,
+        "interrupted: finishing up and printing what was found (again to quit at once)",
+    );
+}
+
+/// As [`cancel_on_signal`], logging `message` at the first signal.
+pub fn cancel_on_signal_saying(token: CancellationToken, message: &'static str) {
     tokio::spawn(async move {
         let Ok(mut term) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -24,9 +32,7 @@ pub fn cancel_on_signal(token: CancellationToken) {
                 _ = term.recv() => {}
             }
             if n == 0 {
-                tracing::warn!(
-                    "interrupted: finishing up and printing what was found (again to quit at once)"
-                );
+                tracing::warn!("{message}");
                 token.cancel();
             } else {
                 std::process::exit(130);

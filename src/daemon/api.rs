@@ -1,0 +1,594 @@
+//! The daemon's HTTP API (axum): probes, metrics, and `/api/v1` over the inventory.
+//!
+//! Handlers read the store through read-only connections on the blocking pool and never
+//! wait on a running job. Writes (`POST /api/v1/jobs/{name}/run`, `DELETE
+//! /api/v1/servers/{id}`) need `Authorization: Bearer <api.token>`, compared in constant
+//! time; without a configured token they answer 403. Reads are open unless
+//! `api.read_token` is set; `/livez`, `/readyz` and `/metrics` always are.
+//!
+//! Query strings are parsed strictly: an unknown parameter or a bad value is a 400 that
+//! names it and lists what is accepted, so a typo never silently widens a filter.
+//!
+//! `GET /api/v1/changes/stream` is Server-Sent Events: it replays from the store after
+//! `Last-Event-ID` (or `?since=`), then follows the writer's broadcast of committed
+//! changes; a subscriber that lags reloads from the store instead of losing events.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use futures_util::stream::Stream;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::jobs::{Jobs, TriggerError};
+use super::metrics::{Metrics, RouteCode, RouteLabel};
+use crate::finding::Origin;
+use crate::fingerprint::{Transport, Verdict};
+use crate::store::{Change, Reader, ServerFilter, StatusFilter, Store, StoreError};
+
+/// Changes returned by one `GET /api/v1/changes` when no `limit` is given.
+pub const DEFAULT_CHANGES_LIMIT: usize = 100;
+/// Largest `limit` accepted.
+pub const MAX_LIMIT: usize = 10_000;
+/// Runs returned by `GET /api/v1/runs` by default.
+pub const DEFAULT_RUNS_LIMIT: usize = 20;
+/// Changes read from the store per batch when an event stream catches up.
+const STREAM_BATCH: usize = 500;
+/// Interval of SSE keep-alive comments.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// Bearer tokens; replaced on reload.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    /// Write token.
+    pub token: Option<String>,
+    /// Read token.
+    pub read_token: Option<String>,
+}
+
+/// Whether the daemon is ready (for `/readyz`).
+#[derive(Debug, Default)]
+pub struct Readiness {
+    /// The scheduler runs (set once jobs start, cleared on shutdown).
+    pub scheduler: std::sync::atomic::AtomicBool,
+}
+
+/// What every handler sees.
+#[derive(Clone)]
+pub struct AppState {
+    /// Read-only store access.
+    pub reader: Reader,
+    /// The writer (for forgets and its status).
+    pub store: Store,
+    /// Jobs (status and triggers).
+    pub jobs: Arc<Jobs>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Tokens.
+    pub auth: Arc<RwLock<Auth>>,
+    /// Readiness.
+    pub ready: Arc<Readiness>,
+    /// Ends event streams on shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// The router, with metrics, body limit and request timeout.
+pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
+    let reads = Router::new()
+        .route("/api/v1/servers", get(list_servers))
+        .route("/api/v1/servers/{id}", get(get_server))
+        .route("/api/v1/changes", get(list_changes))
+        .route("/api/v1/changes/stream", get(stream_changes))
+        .route("/api/v1/runs", get(list_runs))
+        .route("/api/v1/jobs", get(list_jobs))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_read));
+    let writes = Router::new()
+        .route("/api/v1/jobs/{name}/run", post(run_job))
+        .route("/api/v1/servers/{id}", delete(forget_server))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_write));
+    Router::new()
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(reads)
+        .merge(writes)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/servers, /api/v1/changes, /api/v1/runs, /api/v1/jobs, /livez, /readyz, /metrics") })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+        .with_state(state)
+}
+
+fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+/// A refused request, before it becomes a response (small, so `Result`s stay cheap).
+struct Refused(StatusCode, String);
+
+impl Refused {
+    fn bad(msg: String) -> Self {
+        Self(StatusCode::BAD_REQUEST, msg)
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
+/// Count and time every request by its route template.
+async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let start = Instant::now();
+    let res = next.run(req).await;
+    st.metrics
+        .api_requests
+        .get_or_create(&RouteCode {
+            route: route.clone(),
+            code: res.status().as_u16(),
+        })
+        .inc();
+    st.metrics
+        .api_duration
+        .get_or_create(&RouteLabel { route })
+        .observe(start.elapsed().as_secs_f64());
+    res
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn token_matches(given: Option<&str>, want: &str) -> bool {
+    given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(want.as_bytes())))
+}
+
+fn unauthorized(msg: &str) -> Response {
+    let mut r = error(StatusCode::UNAUTHORIZED, msg);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"mcp-scout\""),
+    );
+    r
+}
+
+async fn require_read(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let want = st
+        .auth
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if let Some(rt) = &want.read_token {
+        let given = bearer(req.headers());
+        // The write token also reads.
+        let ok = token_matches(given, rt)
+            || want
+                .token
+                .as_deref()
+                .is_some_and(|t| token_matches(given, t));
+        if !ok {
+            return unauthorized("reads need Authorization: Bearer <api.read_token>");
+        }
+    }
+    next.run(req).await
+}
+
+async fn require_write(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let want = st
+        .auth
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .token
+        .clone();
+    let Some(token) = want else {
+        return error(StatusCode::FORBIDDEN, "writes disabled: set api.token");
+    };
+    if !token_matches(bearer(req.headers()), &token) {
+        return unauthorized(
+            "missing or wrong token: writes need Authorization: Bearer <api.token>",
+        );
+    }
+    next.run(req).await
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    let s = st.store.status();
+    let scheduler = st
+        .ready
+        .scheduler
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if s.writable && scheduler {
+        return (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response();
+    }
+    let reason = if s.writable {
+        "the scheduler is not running".to_string()
+    } else {
+        format!(
+            "the store is not writable: {}",
+            s.last_error.as_deref().unwrap_or("unknown error")
+        )
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "status": "not ready", "reason": reason, "queued_writes": s.queued })),
+    )
+        .into_response()
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let m = st.metrics.clone();
+    match tokio::task::spawn_blocking(move || m.render()).await {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "metrics failed"),
+    }
+}
+
+/// Run a blocking store read; a store error is a 500 naming it.
+async fn read<T: Send + 'static>(
+    reader: &Reader,
+    f: impl FnOnce(&Reader) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    let r = reader.clone();
+    match tokio::task::spawn_blocking(move || f(&r)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Err(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "the read failed")),
+    }
+}
+
+/// A strict query string: every key must be one of `accepted`.
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn new(q: HashMap<String, String>, accepted: &[&str]) -> Result<Self, Refused> {
+        let mut keys: Vec<&String> = q.keys().collect();
+        keys.sort();
+        for k in keys {
+            if !accepted.contains(&k.as_str()) {
+                return Err(Refused::bad(format!(
+                    "unknown parameter {k:?}; accepted: {}",
+                    accepted.join(", ")
+                )));
+            }
+        }
+        Ok(Self(q))
+    }
+
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+
+    fn choice<T>(
+        &self,
+        k: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        accepted: &str,
+    ) -> Result<Option<T>, Refused> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => parse(v).map(Some).ok_or_else(|| {
+                Refused::bad(format!("invalid {k} {v:?}; accepted values: {accepted}"))
+            }),
+        }
+    }
+
+    fn number(&self, k: &str, default: i64, max: i64) -> Result<i64, Refused> {
+        match self.get(k) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (0..=max).contains(n))
+                .ok_or_else(|| {
+                    Refused::bad(format!(
+                        "invalid {k} {v:?}; accepted values: a whole number from 0 to {max}"
+                    ))
+                }),
+        }
+    }
+
+    fn text(&self, k: &str) -> Result<Option<String>, Refused> {
+        match self.get(k) {
+            Some(v) if v.is_empty() || v.len() > 256 => Err(Refused::bad(format!(
+                "invalid {k} {v:?}; accepted values: 1 to 256 characters, * as a wildcard"
+            ))),
+            v => Ok(v.map(str::to_string)),
+        }
+    }
+}
+
+/// Parse the `servers` filters (shared with `mcp-scout servers`).
+pub fn parse_verdict(s: &str) -> Option<Verdict> {
+    Some(match s {
+        "mcp" => Verdict::Mcp,
+        "mcp-auth-required" => Verdict::McpAuthRequired,
+        "mcp-likely" => Verdict::McpLikely,
+        _ => return None,
+    })
+}
+
+/// Parse a transport name.
+pub fn parse_transport(s: &str) -> Option<Transport> {
+    Some(match s {
+        "streamable-http" => Transport::StreamableHttp,
+        "sse" => Transport::Sse,
+        _ => return None,
+    })
+}
+
+/// Parse an origin name.
+pub fn parse_origin(s: &str) -> Option<Origin> {
+    Some(match s {
+        "sweep" => Origin::Sweep,
+        "mdns" => Origin::Mdns,
+        "srv" => Origin::Srv,
+        "static" => Origin::Static,
+        _ => return None,
+    })
+}
+
+/// Parse a status filter.
+pub fn parse_status(s: &str) -> Option<StatusFilter> {
+    Some(match s {
+        "active" => StatusFilter::Active,
+        "gone" => StatusFilter::Gone,
+        "all" => StatusFilter::All,
+        _ => return None,
+    })
+}
+
+/// Every filter of `GET /api/v1/servers`, in the order the error lists them.
+pub const SERVER_FILTERS: &[&str] = &[
+    "kind",
+    "transport",
+    "origin",
+    "job",
+    "capability",
+    "server_name",
+    "status",
+];
+
+fn server_filter(p: &Params) -> Result<ServerFilter, Refused> {
+    Ok(ServerFilter {
+        kind: p.choice("kind", parse_verdict, "mcp, mcp-auth-required, mcp-likely")?,
+        transport: p.choice("transport", parse_transport, "streamable-http, sse")?,
+        origin: p.choice("origin", parse_origin, "sweep, mdns, srv, static")?,
+        job: p.text("job")?,
+        capability: p.text("capability")?,
+        server_name: p.text("server_name")?,
+        status: p
+            .choice("status", parse_status, "active, gone, all")?
+            .unwrap_or_default(),
+    })
+}
+
+async fn list_servers(
+    State(st): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let filter = match Params::new(q, SERVER_FILTERS).and_then(|p| server_filter(&p)) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    match read(&st.reader, move |r| r.servers(&filter)).await {
+        Ok(servers) => {
+            let count = servers.len();
+            Json(json!({ "servers": servers, "count": count })).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn get_server(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    let key = id.clone();
+    match read(&st.reader, move |r| r.server(&key)).await {
+        Ok(Some((server, changes))) => {
+            let mut v = serde_json::to_value(&server).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert(
+                    "changes".into(),
+                    serde_json::to_value(changes).unwrap_or_default(),
+                );
+            }
+            Json(v).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no server with id {id:?}")),
+        Err(r) => r,
+    }
+}
+
+async fn list_changes(
+    State(st): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = match Params::new(q, &["since", "limit"]) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let (since, limit) = match (
+        p.number("since", 0, i64::MAX),
+        p.number("limit", DEFAULT_CHANGES_LIMIT as i64, MAX_LIMIT as i64),
+    ) {
+        (Ok(s), Ok(l)) => (s, l as usize),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    match read(&st.reader, move |r| r.changes(since, limit)).await {
+        Ok((changes, next)) => Json(json!({ "changes": changes, "next": next })).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn list_runs(
+    State(st): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = match Params::new(q, &["job", "limit"]) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let job = match p.text("job") {
+        Ok(j) => j,
+        Err(r) => return r.into_response(),
+    };
+    let limit = match p.number("limit", DEFAULT_RUNS_LIMIT as i64, MAX_LIMIT as i64) {
+        Ok(l) => l as usize,
+        Err(r) => return r.into_response(),
+    };
+    match read(&st.reader, move |r| r.runs(job.as_deref(), limit)).await {
+        Ok(runs) => {
+            let count = runs.len();
+            Json(json!({ "runs": runs, "count": count })).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn list_jobs(State(st): State<AppState>) -> Response {
+    let jobs = st.jobs.statuses();
+    Json(json!({ "jobs": jobs, "count": jobs.len() })).into_response()
+}
+
+async fn run_job(State(st): State<AppState>, Path(name): Path<String>) -> Response {
+    match st.jobs.trigger(&name).await {
+        Ok(run) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "run_id": run, "job": name })),
+        )
+            .into_response(),
+        Err(TriggerError::Unknown) => {
+            let names: Vec<String> = st.jobs.statuses().into_iter().map(|j| j.name).collect();
+            error(
+                StatusCode::NOT_FOUND,
+                format!("no job named {name:?}; jobs: {}", names.join(", ")),
+            )
+        }
+        Err(TriggerError::Running(run)) => (
+            StatusCode::CONFLICT,
+            Json(json!({ "error": format!("job {name:?} is already running (run {run})"), "run_id": run })),
+        )
+            .into_response(),
+        Err(TriggerError::Store(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+async fn forget_server(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    match st.store.forget(&id).await {
+        Ok(Some(change)) => {
+            super::jobs::count_changes(&st.metrics, std::slice::from_ref(&change));
+            Json(json!({ "forgotten": id, "change": change })).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no server with id {id:?}")),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn stream_changes(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = match Params::new(q, &["since"]) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let from_header = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let since = match from_header {
+        Some(s) => s,
+        None => match p.number("since", -1, i64::MAX) {
+            Ok(s) => s,
+            Err(r) => return r.into_response(),
+        },
+    };
+    // Subscribe before reading the store, so nothing committed in between is missed.
+    let rx = st.store.subscribe();
+    let since = if since < 0 {
+        // No cursor: only what happens from now on.
+        match read(&st.reader, |r| r.last_seq()).await {
+            Ok(s) => s,
+            Err(r) => return r.into_response(),
+        }
+    } else {
+        since
+    };
+    Sse::new(change_stream(st, rx, since))
+        .keep_alive(KeepAlive::new().interval(KEEPALIVE))
+        .into_response()
+}
+
+fn change_stream(
+    st: AppState,
+    rx: broadcast::Receiver<Change>,
+    since: i64,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    futures_util::stream::unfold(
+        (st, rx, since, std::collections::VecDeque::<Change>::new()),
+        |(st, mut rx, mut last, mut buf)| async move {
+            loop {
+                if let Some(c) = buf.pop_front() {
+                    if c.seq <= last {
+                        continue;
+                    }
+                    last = c.seq;
+                    let ev = SseEvent::default()
+                        .id(c.seq.to_string())
+                        .event(c.kind.as_str())
+                        .data(serde_json::to_string(&c).unwrap_or_default());
+                    return Some((Ok(ev), (st, rx, last, buf)));
+                }
+                // Catch up from the store first (at start, and after lagging).
+                let from = last;
+                let batch = read(&st.reader, move |r| r.changes(from, STREAM_BATCH))
+                    .await
+                    .map(|(c, _)| c)
+                    .unwrap_or_default();
+                if !batch.is_empty() {
+                    buf.extend(batch);
+                    continue;
+                }
+                let next = tokio::select! {
+                    () = st.shutdown.cancelled() => return None,
+                    r = rx.recv() => r,
+                };
+                match next {
+                    Ok(c) => buf.push_back(c),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {} // reload from the store
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,593 @@
+//! The daemon's jobs: one task per configured job that runs its plan through the same
+//! [`pipeline`] as `scan`, on the [`schedule`](super::schedule), and hands each run's
+//! records to the store in one transaction.
+//!
+//! A job with `mdns` also keeps an mDNS browser running between runs ([`MdnsWatch`]): a
+//! newly announced server is fingerprinted and stored within seconds (`Store::observe`),
+//! each run starts from what the browser knows instead of browsing again, and a goodbye
+//! or TTL expiry marks a server known only from mDNS as gone.
+//!
+//! [`Jobs`] is the registry the API reads (is a job running, when did it last run) and
+//! triggers through, and what a reload diffs against: jobs added, removed or changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::{JobLabel, JobResult, JobState, KindLabel, Metrics};
+use super::schedule::{self, Jitter, Reason, Schedule, Timing};
+use crate::config::Job;
+use crate::discover::candidate::{Candidate, DiscoveryEvent};
+use crate::discover::mdns::MdnsBrowser;
+use crate::finding::{rfc3339, Origin, PortState, ProbeResult, Record};
+use crate::fingerprint::{Fingerprinter, ProbeTarget};
+use crate::pipeline::{self, Event, Inputs};
+use crate::store::{Change, Reader, RunEnd, RunId, RunOutcome, Store, StoreError};
+
+/// Events buffered between a run's pipeline and its collector.
+const RUN_EVENTS: usize = 1024;
+/// mDNS events buffered between the browser and the job.
+const MDNS_EVENTS: usize = 1024;
+/// Pending manual triggers per job (more answer 409 anyway).
+const TRIGGER_QUEUE: usize = 4;
+
+/// Why a manual run could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TriggerError {
+    /// No job of that name.
+    Unknown,
+    /// A run is in progress.
+    Running(RunId),
+    /// The store refused the run.
+    Store(String),
+}
+
+/// What the API shows of a job.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JobStatus {
+    /// Job name.
+    pub name: String,
+    /// The run in progress.
+    pub running: Option<RunId>,
+    /// When the last run ended (RFC 3339).
+    pub last_run_at: Option<String>,
+    /// How it ended.
+    pub last_result: Option<String>,
+    /// Interval in seconds.
+    pub interval_s: f64,
+    /// What it scans.
+    pub description: String,
+}
+
+type Trigger = oneshot::Sender<Result<RunId, TriggerError>>;
+
+/// One job's task and the handles the API and reloads use.
+struct Running {
+    job: Arc<Job>,
+    status: Arc<Mutex<JobStatus>>,
+    trigger: mpsc::Sender<Trigger>,
+    stop: CancellationToken,
+    retire: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// What every job task shares.
+#[derive(Clone)]
+pub struct Context {
+    /// The writer.
+    pub store: Store,
+    /// A reader (for mDNS goodbyes: is the server known from anything else?).
+    pub reader: Reader,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The daemon's shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// The registry of running jobs.
+pub struct Jobs {
+    ctx: Context,
+    running: Mutex<BTreeMap<String, Running>>,
+}
+
+impl Jobs {
+    /// An empty registry.
+    pub fn new(ctx: Context) -> Self {
+        Self {
+            ctx,
+            running: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Running>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Start, stop or restart jobs so the running set equals `jobs`. A changed job finishes
+    /// its current run before its new settings take over; a removed job is interrupted.
+    pub fn apply(&self, jobs: &[Job]) -> (usize, usize, usize) {
+        let mut map = self.lock();
+        let (mut added, mut removed, mut changed) = (0, 0, 0);
+        let wanted: HashMap<&str, &Job> = jobs.iter().map(|j| (j.name.as_str(), j)).collect();
+        let names: Vec<String> = map.keys().cloned().collect();
+        for name in names {
+            match wanted.get(name.as_str()) {
+                None => {
+                    if let Some(r) = map.remove(&name) {
+                        tracing::info!(job = %name, "job removed");
+                        r.stop.cancel();
+                        removed += 1;
+                    }
+                }
+                Some(j) if !same_job(&map[&name].job, j) => {
+                    let old = map.remove(&name).expect("present");
+                    tracing::info!(job = %name, "job changed; it restarts after its current run");
+                    old.retire.cancel();
+                    map.insert(name.clone(), self.spawn((*j).clone(), Some(old.task)));
+                    changed += 1;
+                }
+                Some(_) => {}
+            }
+        }
+        for j in jobs {
+            if !map.contains_key(&j.name) {
+                map.insert(j.name.clone(), self.spawn(j.clone(), None));
+                added += 1;
+            }
+        }
+        (added, removed, changed)
+    }
+
+    /// Every job's status, by name.
+    pub fn statuses(&self) -> Vec<JobStatus> {
+        self.lock()
+            .values()
+            .map(|r| {
+                r.status
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+            })
+            .collect()
+    }
+
+    /// Run job `name` now; answers with the new run's id.
+    pub async fn trigger(&self, name: &str) -> Result<RunId, TriggerError> {
+        let (tx, status) = {
+            let map = self.lock();
+            let r = map.get(name).ok_or(TriggerError::Unknown)?;
+            (r.trigger.clone(), r.status.clone())
+        };
+        let running = status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .running;
+        if let Some(id) = running {
+            return Err(TriggerError::Running(id));
+        }
+        let (reply, rx) = oneshot::channel();
+        tx.try_send(reply).map_err(|_| {
+            let id = status
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .running;
+            TriggerError::Running(id.unwrap_or(RunId(0)))
+        })?;
+        rx.await
+            .unwrap_or_else(|_| Err(TriggerError::Store("the job stopped".into())))
+    }
+
+    /// Stop every job (their runs are interrupted) and wait for the tasks, at most `limit`.
+    pub async fn shutdown(&self, limit: Duration) {
+        let tasks: Vec<JoinHandle<()>> = {
+            let mut map = self.lock();
+            std::mem::take(&mut *map)
+                .into_values()
+                .map(|r| {
+                    r.stop.cancel();
+                    r.task
+                })
+                .collect()
+        };
+        let all = futures_util::future::join_all(tasks);
+        if tokio::time::timeout(limit, all).await.is_err() {
+            tracing::warn!("jobs did not stop within {limit:?}");
+        }
+    }
+
+    fn spawn(&self, job: Job, after: Option<JoinHandle<()>>) -> Running {
+        let job = Arc::new(job);
+        let status = Arc::new(Mutex::new(JobStatus {
+            name: job.name.clone(),
+            interval_s: job.interval.as_secs_f64(),
+            description: job.describe(),
+            ..JobStatus::default()
+        }));
+        let (trigger, triggers) = mpsc::channel(TRIGGER_QUEUE);
+        let stop = self.ctx.shutdown.child_token();
+        let retire = CancellationToken::new();
+        let runner = Runner {
+            job: job.clone(),
+            ctx: self.ctx.clone(),
+            status: status.clone(),
+            mdns: None,
+        };
+        let (s, r) = (stop.clone(), retire.clone());
+        let task = tokio::spawn(async move {
+            if let Some(prev) = after {
+                let _ = prev.await;
+            }
+            runner.run(triggers, s, r).await;
+        });
+        Running {
+            job,
+            status,
+            trigger,
+            stop,
+            retire,
+            task,
+        }
+    }
+}
+
+fn same_job(a: &Job, b: &Job) -> bool {
+    a.spec == b.spec && a.interval == b.interval && (a.jitter - b.jitter).abs() < 1e-9
+}
+
+/// One job's loop.
+struct Runner {
+    job: Arc<Job>,
+    ctx: Context,
+    status: Arc<Mutex<JobStatus>>,
+    mdns: Option<MdnsWatch>,
+}
+
+impl Runner {
+    async fn run(
+        mut self,
+        triggers: mpsc::Receiver<Trigger>,
+        stop: CancellationToken,
+        retire: CancellationToken,
+    ) {
+        let name = self.job.name.clone();
+        if let Some(opts) = self.job.plan.discovery.mdns.clone() {
+            match MdnsWatch::start(&self.job, &self.ctx, opts, stop.clone()) {
+                Ok(w) => self.mdns = Some(w),
+                Err(e) => tracing::warn!(job = %name, "mDNS browser: {e}"),
+            }
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut h);
+        let seed = h.finish()
+            ^ SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+        let overruns = self.ctx.metrics.job_runs.clone();
+        let label = JobResult {
+            job: name.clone(),
+            result: "overrun".into(),
+        };
+        let sched = Schedule {
+            timing: Timing {
+                interval: self.job.interval,
+                jitter: self.job.jitter,
+            },
+            jitter: Jitter::new(seed),
+            on_overrun: Box::new(move || {
+                overruns.get_or_create(&label).inc();
+            }),
+        };
+        let this = &self;
+        schedule::drive(
+            sched,
+            triggers,
+            (stop.clone(), retire),
+            |reason, trigger| this.once(reason, trigger, stop.clone()),
+        )
+        .await;
+        if let Some(w) = self.mdns.take() {
+            w.stop().await;
+        }
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut JobStatus)) {
+        f(&mut self
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    #[tracing::instrument(skip_all, fields(job = %self.job.name, run))]
+    async fn once(&self, reason: Reason, trigger: Option<Trigger>, stop: CancellationToken) {
+        let job = &self.job;
+        let run = match self.ctx.store.begin_run(&job.name).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!("cannot record the run's start: {e}");
+                if let Some(t) = trigger {
+                    let _ = t.send(Err(TriggerError::Store(e.to_string())));
+                }
+                return;
+            }
+        };
+        tracing::Span::current().record("run", run.0);
+        self.set_status(|s| s.running = Some(run));
+        if let Some(t) = trigger {
+            let _ = t.send(Ok(run));
+        }
+        tracing::info!(?reason, "run started");
+        let clock = tokio::time::Instant::now();
+        if let Some(w) = &self.mdns {
+            w.settle(&stop).await;
+        }
+        let mdns_known = self.mdns.as_ref().map(MdnsWatch::snapshot);
+        let (tx, mut rx) = mpsc::channel(RUN_EVENTS);
+        let plan = job.plan.clone();
+        let pipe = pipeline::run(&plan, Inputs { mdns_known }, tx, stop.clone());
+        let collect = async {
+            let mut records = Vec::new();
+            while let Some(ev) = rx.recv().await {
+                if let Event::Record(r) = ev {
+                    records.push(*r);
+                }
+            }
+            records
+        };
+        let (result, records) = tokio::join!(pipe, collect);
+        let (end, probes, open) = match &result {
+            Ok(_) if stop.is_cancelled() => (RunEnd::Interrupted, 0, 0),
+            Ok(s) => (RunEnd::Completed, s.probes_done, s.open),
+            Err(e) => (RunEnd::Failed(e.to_string()), 0, 0),
+        };
+        if let Ok(s) = &result {
+            for (state, n) in [
+                (PortState::Open, s.open),
+                (PortState::Closed, s.closed),
+                (PortState::Filtered, s.filtered),
+                (PortState::Unreachable, s.unreachable),
+            ] {
+                self.ctx
+                    .metrics
+                    .probes
+                    .get_or_create(&JobState {
+                        job: job.name.clone(),
+                        state: state.as_str().into(),
+                    })
+                    .inc_by(n);
+            }
+        }
+        let result_label = match &end {
+            RunEnd::Completed => "completed",
+            RunEnd::Interrupted => "interrupted",
+            RunEnd::Failed(_) => "failed",
+        };
+        if let RunEnd::Failed(e) = &end {
+            tracing::error!("run failed: {e}");
+        }
+        let n_records = records.len();
+        let outcome = RunOutcome {
+            job: job.name.clone(),
+            status: end.clone(),
+            records,
+            probes,
+            open,
+        };
+        match self.ctx.store.finish_run(run, outcome).await {
+            Ok(summary) => {
+                count_changes(&self.ctx.metrics, &summary.changes);
+                tracing::info!(
+                    result = result_label,
+                    records = n_records,
+                    mcp = summary.mcp,
+                    appeared = summary.appeared,
+                    updated = summary.updated,
+                    gone = summary.gone,
+                    "run finished in {:.2} s",
+                    clock.elapsed().as_secs_f64()
+                );
+            }
+            Err(e) => tracing::error!("cannot record the run's result: {e}"),
+        }
+        let m = &self.ctx.metrics;
+        let jl = JobLabel {
+            job: job.name.clone(),
+        };
+        m.job_runs
+            .get_or_create(&JobResult {
+                job: job.name.clone(),
+                result: result_label.into(),
+            })
+            .inc();
+        m.job_run_duration
+            .get_or_create(&jl)
+            .observe(clock.elapsed().as_secs_f64());
+        if end == RunEnd::Completed {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            m.job_last_success.get_or_create(&jl).set(now);
+        }
+        self.set_status(|s| {
+            s.running = None;
+            s.last_run_at = Some(rfc3339(SystemTime::now()));
+            s.last_result = Some(result_label.into());
+        });
+    }
+}
+
+/// Count committed changes by kind.
+pub fn count_changes(m: &Metrics, changes: &[Change]) {
+    for c in changes {
+        m.changes
+            .get_or_create(&KindLabel {
+                kind: c.kind.as_str().into(),
+            })
+            .inc();
+    }
+}
+
+/// A job's mDNS browser, kept running between runs.
+struct MdnsWatch {
+    known: Arc<Mutex<HashMap<String, Candidate>>>,
+    started: tokio::time::Instant,
+    wait: Duration,
+    task: JoinHandle<()>,
+}
+
+impl MdnsWatch {
+    fn start(
+        job: &Job,
+        ctx: &Context,
+        opts: crate::discover::mdns::MdnsOptions,
+        stop: CancellationToken,
+    ) -> Result<Self, crate::gather::GatherError> {
+        let browser = MdnsBrowser::new(&opts)?;
+        let scope = crate::gather::discovery(&job.plan.discovery, &[])?.mdns_scope;
+        let fingerprinter = job
+            .plan
+            .fingerprint
+            .clone()
+            .map(Fingerprinter::new)
+            .transpose()
+            .map_err(|e| {
+                crate::gather::GatherError::Interfaces(std::io::Error::other(e.to_string()))
+            })?;
+        let known: Arc<Mutex<HashMap<String, Candidate>>> = Arc::default();
+        let (tx, mut rx) = mpsc::channel(MDNS_EVENTS);
+        let k2 = known.clone();
+        let ctx = ctx.clone();
+        let name = job.name.clone();
+        let permits = Arc::new(Semaphore::new(job.plan.fingerprint_concurrency));
+        let wait = opts.wait;
+        let task = tokio::spawn(async move {
+            let browse = browser.watch(&opts, tx, stop.clone());
+            // Instance name → the server id it fingerprinted to.
+            let mut ids: HashMap<String, String> = HashMap::new();
+            let (done_tx, mut done_rx) = mpsc::channel::<(String, Record)>(MDNS_EVENTS);
+            let handle = async {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        Some((inst, rec)) = done_rx.recv() => {
+                            if let Some(url) = rec.url.as_deref().filter(|_| rec.kind.is_some_and(|k| k.is_mcp())) {
+                                ids.insert(inst, crate::store::ServerId::from_url(url).into_string());
+                                match ctx.store.observe(&name, vec![rec]).await {
+                                    Ok(changes) => count_changes(&ctx.metrics, &changes),
+                                    Err(e) => tracing::warn!(job = %name, "cannot store an announced server: {e}"),
+                                }
+                            }
+                        }
+                        ev = rx.recv() => match ev {
+                            None => break,
+                            Some(DiscoveryEvent::Appeared(c)) => {
+                                if !scope.allows(c.addr.ip()) {
+                                    tracing::info!(job = %name, "mDNS {} at {} is out of scope ({}), not probed", c.name, c.addr, scope.describe());
+                                    continue;
+                                }
+                                k2.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(c.name.clone(), c.clone());
+                                if let Some(fp) = fingerprinter.clone() {
+                                    let (permits, done) = (permits.clone(), done_tx.clone());
+                                    tokio::spawn(async move {
+                                        let Ok(_p) = permits.acquire_owned().await else { return };
+                                        let rec = fingerprint_announced(&fp, &c).await;
+                                        let _ = done.send((c.name.clone(), rec)).await;
+                                    });
+                                }
+                            }
+                            Some(DiscoveryEvent::Gone { name: inst, .. }) => {
+                                k2.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&inst);
+                                if let Some(id) = ids.remove(&inst) {
+                                    mdns_gone(&ctx, &name, &id, &inst).await;
+                                }
+                            }
+                        },
+                    }
+                }
+            };
+            let (res, ()) = tokio::join!(browse, handle);
+            if let Err(e) = res {
+                tracing::warn!(job = %name, "mDNS browser stopped: {e}");
+            }
+        });
+        Ok(Self {
+            known,
+            started: tokio::time::Instant::now(),
+            wait,
+            task,
+        })
+    }
+
+    /// Wait, on the first run only, until the browser has listened for `wait`.
+    async fn settle(&self, stop: &CancellationToken) {
+        let until = self.started + self.wait;
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => {}
+            () = stop.cancelled() => {}
+        }
+    }
+
+    fn snapshot(&self) -> Vec<Candidate> {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    async fn stop(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
+    }
+}
+
+async fn fingerprint_announced(fp: &Fingerprinter, c: &Candidate) -> Record {
+    let target = ProbeTarget {
+        addr: c.addr,
+        https: None,
+        path: None,
+        hint_path: c.hints.path.clone(),
+    };
+    let f = fp.fingerprint(&target).await;
+    let mut r = Record::from(&ProbeResult {
+        ip: c.addr.ip(),
+        port: c.addr.port(),
+        state: PortState::Open,
+        rtt: None,
+        attempts: 1,
+        seen_at: SystemTime::now(),
+    })
+    .with_fingerprint(f);
+    r.origins = vec![Origin::Mdns];
+    r.announced_as = vec![c.name.clone()];
+    r
+}
+
+/// A goodbye or TTL expiry: gone only when mDNS was the server's only source.
+async fn mdns_gone(ctx: &Context, job: &str, id: &str, instance: &str) {
+    let reader = ctx.reader.clone();
+    let owned = id.to_string();
+    let only_mdns = tokio::task::spawn_blocking(move || reader.server(&owned))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten()
+        .is_some_and(|(s, _)| s.record.origins.iter().all(|o| *o == Origin::Mdns));
+    if !only_mdns {
+        return;
+    }
+    let reason = format!("mDNS instance {instance} said goodbye or expired");
+    match ctx.store.mark_gone(id, &reason).await {
+        Ok(Some(c)) => count_changes(&ctx.metrics, std::slice::from_ref(&c)),
+        Ok(None) => {}
+        Err(e @ StoreError::Closed) => tracing::debug!(job, "{e}"),
+        Err(e) => tracing::warn!(job, "cannot mark {id} gone: {e}"),
+    }
+}

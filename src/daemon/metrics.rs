@@ -1,0 +1,283 @@
+//! The daemon's Prometheus metrics (prometheus-client, OpenMetrics text on `/metrics`).
+//!
+//! Names follow the Prometheus conventions: base units (`_seconds`, `_bytes`) and `_total`
+//! counters (prometheus-client appends `_total` itself, so counters are registered without
+//! it). Gauges that describe the inventory, `mcp_scout_servers{kind,transport,status}`, are
+//! computed from the store at scrape time rather than incremented by hand, so they cannot
+//! drift from what the API shows. Process metrics are read from `/proc/self` at scrape time.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use crate::store::Reader;
+
+/// Labels `{job}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabel {
+    /// Job name.
+    pub job: String,
+}
+
+/// Labels `{job,result}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobResult {
+    /// Job name.
+    pub job: String,
+    /// `completed`, `interrupted`, `failed` or `overrun`.
+    pub result: String,
+}
+
+/// Labels `{job,state}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobState {
+    /// Job name.
+    pub job: String,
+    /// Port state.
+    pub state: String,
+}
+
+/// Labels `{kind}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// Change kind.
+    pub kind: String,
+}
+
+/// Labels `{result}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+/// Labels `{route,code}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteCode {
+    /// The matched route template, such as `/api/v1/servers/{id}`.
+    pub route: String,
+    /// HTTP status code.
+    pub code: u16,
+}
+
+/// Labels `{route}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// The matched route template.
+    pub route: String,
+}
+
+/// Every metric the daemon updates; cheap to clone (the families are shared).
+#[derive(Clone)]
+pub struct Metrics {
+    /// Runs by job and result.
+    pub job_runs: Family<JobResult, Counter>,
+    /// Run wall time by job.
+    pub job_run_duration: Family<JobLabel, Histogram>,
+    /// Unix time of each job's last completed run.
+    pub job_last_success: Family<JobLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Probes by job and port state.
+    pub probes: Family<JobState, Counter>,
+    /// Changes recorded, by kind.
+    pub changes: Family<KindLabel, Counter>,
+    /// Config reloads by result.
+    pub config_reloads: Family<ResultLabel, Counter>,
+    /// API requests by route and status.
+    pub api_requests: Family<RouteCode, Counter>,
+    /// API latency by route.
+    pub api_duration: Family<RouteLabel, Histogram>,
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// Register every metric; `reader` feeds the inventory gauges.
+    pub fn new(reader: Reader) -> Self {
+        let mut r = Registry::default();
+        r.register(
+            "mcp_scout_build",
+            "mcp-scout build information",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        let job_runs = Family::<JobResult, Counter>::default();
+        r.register(
+            "mcp_scout_job_runs",
+            "Job runs by result (completed, interrupted, failed; overrun counts runs that outlasted their interval)",
+            job_runs.clone(),
+        );
+        let job_run_duration = Family::<JobLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.05, 2.0, 14))
+        });
+        r.register(
+            "mcp_scout_job_run_duration_seconds",
+            "Wall time of one job run",
+            job_run_duration.clone(),
+        );
+        let job_last_success = Family::default();
+        r.register(
+            "mcp_scout_job_last_success_timestamp_seconds",
+            "Unix time at which the job last completed a run",
+            job_last_success.clone(),
+        );
+        let probes = Family::<JobState, Counter>::default();
+        r.register(
+            "mcp_scout_probes",
+            "Address x port probes concluded, by port state",
+            probes.clone(),
+        );
+        let changes = Family::<KindLabel, Counter>::default();
+        r.register(
+            "mcp_scout_changes",
+            "Inventory changes recorded, by kind",
+            changes.clone(),
+        );
+        let config_reloads = Family::<ResultLabel, Counter>::default();
+        r.register(
+            "mcp_scout_config_reloads",
+            "Config reloads on SIGHUP, by result",
+            config_reloads.clone(),
+        );
+        let api_requests = Family::<RouteCode, Counter>::default();
+        r.register(
+            "mcp_scout_api_requests",
+            "API requests by route and status code",
+            api_requests.clone(),
+        );
+        let api_duration = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+        });
+        r.register(
+            "mcp_scout_api_request_duration_seconds",
+            "API request latency",
+            api_duration.clone(),
+        );
+        r.register_collector(Box::new(Inventory { reader }));
+        r.register_collector(Box::new(Process));
+        Self {
+            job_runs,
+            job_run_duration,
+            job_last_success,
+            probes,
+            changes,
+            config_reloads,
+            api_requests,
+            api_duration,
+            registry: Arc::new(r),
+        }
+    }
+
+    /// The OpenMetrics text exposition. Blocking (it reads the store): call it from
+    /// `spawn_blocking`.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        if prometheus_client::encoding::text::encode(&mut s, &self.registry).is_err() {
+            s.clear();
+        }
+        s
+    }
+}
+
+/// `mcp_scout_servers{kind,transport,status}`, counted by the store at scrape time.
+#[derive(Debug)]
+struct Inventory {
+    reader: Reader,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabels {
+    kind: String,
+    transport: String,
+    status: String,
+}
+
+impl Collector for Inventory {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let counts = match self.reader.server_counts() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("metrics: cannot count servers: {e}");
+                return Ok(());
+            }
+        };
+        let family = Family::<ServerLabels, Gauge>::default();
+        for c in counts {
+            family
+                .get_or_create(&ServerLabels {
+                    kind: c.kind.as_str().to_string(),
+                    transport: c.transport.map_or("", |t| t.as_str()).to_string(),
+                    status: c.status.as_str().to_string(),
+                })
+                .set(i64::try_from(c.count).unwrap_or(i64::MAX));
+        }
+        let m = encoder.encode_descriptor(
+            "mcp_scout_servers",
+            "Servers in the inventory by kind, transport and status",
+            None,
+            family.metric_type(),
+        )?;
+        family.encode(m)
+    }
+}
+
+/// `process_resident_memory_bytes` and `process_cpu_seconds_total` from `/proc/self`.
+#[derive(Debug)]
+struct Process;
+
+impl Collector for Process {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some((cpu, rss)) = process_stats() else {
+            return Ok(());
+        };
+        let g = ConstGauge::new(rss as i64);
+        g.encode(encoder.encode_descriptor(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+            None,
+            g.metric_type(),
+        )?)?;
+        let c = ConstCounter::new(cpu);
+        c.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            None,
+            c.metric_type(),
+        )?)
+    }
+}
+
+/// (CPU seconds, resident bytes) of this process.
+pub fn process_stats() -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    let rss_pages: u64 = f.get(21)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // SAFETY: as above.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    Some(((utime + stime) / tick, rss_pages * page))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn process_stats_are_plausible() {
+        let (cpu, rss) = super::process_stats().unwrap();
+        assert!(cpu >= 0.0 && rss > 1024 * 1024, "{cpu} {rss}");
+    }
+}

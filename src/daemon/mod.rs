@@ -1,0 +1,226 @@
+//! `mcp-scout daemon`: the scanner as a service.
+//!
+//! ```text
+//!  config ──▶ jobs (one task each, schedule.rs) ──▶ pipeline::run ──▶ records ─┐
+//!   ▲  SIGHUP  └─ mDNS browser kept between runs ──▶ fingerprint ──▶ observe ──┤
+//!   │                                                                          ▼
+//!   │                               store (one writer: servers, changes, runs, outbox)
+//!   │                                      │ broadcast of committed changes
+//!   └──── api.rs (axum, read-only connections) ◀─┘  /api/v1, /metrics, /readyz
+//! ```
+//!
+//! Start-up: load and validate the config (a bad one exits 2 before anything runs), open
+//! the store (corrupt, foreign or locked files exit 2 and are left untouched), bind the API,
+//! start the jobs. SIGHUP re-reads the config and applies it only when the whole file is
+//! valid. SIGTERM or SIGINT: stop accepting API connections, cancel the jobs (their runs are
+//! recorded as interrupted), let the writer drain its queue and commit, exit 0, all within
+//! [`SHUTDOWN_DEADLINE`].
+
+pub mod api;
+pub mod jobs;
+pub mod metrics;
+pub mod schedule;
+pub mod server;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError};
+use crate::store::{Reader, Store, StoreError, StoreOptions};
+use api::{AppState, Auth, Readiness};
+use jobs::{Context, Jobs};
+use metrics::{Metrics, ResultLabel};
+use server::ServeLimits;
+
+/// Everything stops within this after SIGTERM.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+/// Time jobs get to record their interrupted runs.
+const JOBS_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Why the daemon could not start (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A bad config.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The API address could not be bound.
+    #[error("cannot listen on {addr} (api.listen): {source}; is another daemon running there? choose another address")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Run until SIGTERM/SIGINT (`shutdown`).
+pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result<(), DaemonError> {
+    let cfg = match &config {
+        Some(p) => Config::load(p)?,
+        None => Config::embedded_default(),
+    };
+    tracing::info!(
+        "config {}: {} job(s), store {}, API on {}",
+        cfg.source,
+        cfg.jobs.len(),
+        cfg.store.path.display(),
+        cfg.api.listen
+    );
+    let opts = StoreOptions {
+        retention: cfg.store.retention,
+        gone_after: cfg.gone_after,
+        ..StoreOptions::new(cfg.store.path.clone())
+    };
+    let (store, writer) = tokio::task::spawn_blocking(move || Store::open(opts))
+        .await
+        .map_err(|_| StoreError::Closed)??;
+    let reader = Reader::open(cfg.store.path.clone())?;
+    let listener =
+        TcpListener::bind(cfg.api.listen)
+            .await
+            .map_err(|source| DaemonError::Listen {
+                addr: cfg.api.listen,
+                source,
+            })?;
+    let metrics = Metrics::new(reader.clone());
+    let jobs_stop = CancellationToken::new();
+    let jobs = Arc::new(Jobs::new(Context {
+        store: store.clone(),
+        reader: reader.clone(),
+        metrics: metrics.clone(),
+        shutdown: jobs_stop.clone(),
+    }));
+    let ready = Arc::new(Readiness::default());
+    let auth = Arc::new(RwLock::new(Auth {
+        token: cfg.api.token.clone(),
+        read_token: cfg.api.read_token.clone(),
+    }));
+    let api_stop = CancellationToken::new();
+    let state = AppState {
+        reader,
+        store: store.clone(),
+        jobs: jobs.clone(),
+        metrics: metrics.clone(),
+        auth: auth.clone(),
+        ready: ready.clone(),
+        shutdown: api_stop.clone(),
+    };
+    let router = api::router(state, cfg.api.body_limit as usize, cfg.api.request_timeout);
+    let limits = ServeLimits {
+        max_connections: cfg.api.max_connections as usize,
+        header_timeout: cfg.api.header_timeout,
+    };
+    let api_task = tokio::spawn(server::serve(listener, router, limits, api_stop.clone()));
+    jobs.apply(&cfg.jobs);
+    ready.scheduler.store(true, Ordering::Relaxed);
+    tracing::info!("ready: API on http://{}", cfg.api.listen);
+
+    let reload = Reload {
+        path: config,
+        current: cfg,
+        jobs: jobs.clone(),
+        auth,
+        metrics,
+    };
+    let reloader = tokio::spawn(reload.run(shutdown.clone()));
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
+    ready.scheduler.store(false, Ordering::Relaxed);
+    reloader.abort();
+    api_stop.cancel();
+    jobs_stop.cancel();
+    jobs.shutdown(JOBS_DEADLINE).await;
+    drop(jobs);
+    let _ = tokio::time::timeout_at(deadline, api_task).await;
+    drop(store);
+    match tokio::time::timeout_at(deadline, writer.wait()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("store: {e}"),
+        Err(_) => tracing::error!("the store did not finish its writes before the deadline"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP: re-read and validate the config; apply it only when valid.
+struct Reload {
+    path: Option<PathBuf>,
+    current: Config,
+    jobs: Arc<Jobs>,
+    auth: Arc<RwLock<Auth>>,
+    metrics: Metrics,
+}
+
+impl Reload {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; reload by restarting");
+            return;
+        };
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                s = hup.recv() => if s.is_none() { return },
+            }
+            self.once();
+        }
+    }
+
+    fn once(&mut self) {
+        let count = |result: &str| {
+            self.metrics
+                .config_reloads
+                .get_or_create(&ResultLabel {
+                    result: result.into(),
+                })
+                .inc();
+        };
+        let Some(path) = &self.path else {
+            tracing::info!("SIGHUP: running the embedded default config; nothing to re-read");
+            count("ok");
+            return;
+        };
+        let new = match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("SIGHUP: config not applied, the old one keeps running: {e}");
+                count("error");
+                return;
+            }
+        };
+        if new.api.listen != self.current.api.listen {
+            tracing::warn!(
+                "SIGHUP: api.listen changed from {} to {}; it takes effect after a restart",
+                self.current.api.listen,
+                new.api.listen
+            );
+        }
+        if new.store != self.current.store || new.gone_after != self.current.gone_after {
+            tracing::warn!("SIGHUP: store and gone_after changes take effect after a restart");
+        }
+        *self
+            .auth
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Auth {
+            token: new.api.token.clone(),
+            read_token: new.api.read_token.clone(),
+        };
+        let (added, removed, changed) = self.jobs.apply(&new.jobs);
+        tracing::info!(
+            "SIGHUP: config applied: {added} job(s) added, {removed} removed, {changed} changed"
+        );
+        count("ok");
+        self.current = new;
+    }
+}
