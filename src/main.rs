@@ -49,11 +49,7 @@ async fn run(cli: Cli) -> anyhow::Result<ScanOutcome> {
             mcp_scout::watch::run(args, shutdown).await?;
             Ok(ScanOutcome::Found)
         }
-        Command::Probe(args) => Ok(if probe::run(args, shutdown).await? {
-            ScanOutcome::Found
-        } else {
-            ScanOutcome::NothingFound
-        }),
+        Command::Probe(args) => Ok(outcome(probe::run(args, shutdown).await?)),
         Command::Config(cmd) => {
             mcp_scout::commands::config::run(&cmd)?;
             Ok(ScanOutcome::Found)
@@ -62,9 +58,20 @@ async fn run(cli: Cli) -> anyhow::Result<ScanOutcome> {
             mcp_scout::daemon::run(args.config, shutdown).await?;
             Ok(ScanOutcome::Found)
         }
-        Command::Servers(_) | Command::Changes(_) => {
-            anyhow::bail!("not built yet")
-        }
+        Command::Servers(args) => Ok(outcome(
+            mcp_scout::commands::inventory::servers(&args).await?,
+        )),
+        Command::Changes(args) => Ok(outcome(
+            mcp_scout::commands::inventory::changes(&args, shutdown).await?,
+        )),
+    }
+}
+
+fn outcome(found: bool) -> ScanOutcome {
+    if found {
+        ScanOutcome::Found
+    } else {
+        ScanOutcome::NothingFound
     }
 }
 

@@ -3,3 +3,4 @@
 //! logic of its own. (`scan`, `probe` and `watch` are their own top-level modules.)
 
 pub mod config;
+pub mod inventory;

@@ -5,6 +5,7 @@
 //! are written at the end, sorted by address and port. A closed pipe (`| head`) is not an
 //! error: [`WriteError::Closed`] tells the caller to stop quietly.
 
+pub mod inventory;
 pub mod progress;
 pub mod report;
 
@@ -66,7 +67,7 @@ pub struct ResultWriter<W: Write> {
     wrote_header: bool,
 }
 
-const CSV_HEADER: &str = "ip,port,state,rtt_ms,kind,url,transport,protocol_version,server_name,server_version,tool_count,tools,auth_required,confidence,origins,seen_at";
+pub(crate) const CSV_HEADER: &str = "ip,port,state,rtt_ms,kind,url,transport,protocol_version,server_name,server_version,tool_count,tools,auth_required,confidence,origins,seen_at";
 
 impl<W: Write> ResultWriter<W> {
     /// A writer of `format` into `out`.
@@ -149,7 +150,7 @@ impl<W: Write> ResultWriter<W> {
     }
 }
 
-fn csv_row(r: &Record) -> String {
+pub(crate) fn csv_row(r: &Record) -> String {
     let origins: Vec<&str> = r.origins.iter().map(|o| o.as_str()).collect();
     let tools: Vec<&str> = r.tools.iter().map(|t| t.name.as_str()).collect();
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -275,7 +276,11 @@ fn fingerprint_row(r: &Record) -> Vec<String> {
     ]
 }
 
-fn aligned<W: Write>(out: &mut W, head: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+pub(crate) fn aligned<W: Write>(
+    out: &mut W,
+    head: &[&str],
+    rows: &[Vec<String>],
+) -> io::Result<()> {
     let cols = rows
         .iter()
         .map(Vec::len)
