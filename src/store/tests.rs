@@ -370,6 +370,18 @@ async fn seq_strictly_increases_across_reopen_and_after_retention_deletes() {
             );
             assert!(reader.runs(None, 100).unwrap().is_empty());
             assert_eq!(reader.last_seq().unwrap(), last, "the sequence survives");
+            // Gone servers past retention are deleted; active ones never are.
+            let all = ServerFilter {
+                status: StatusFilter::All,
+                ..ServerFilter::default()
+            };
+            let left: Vec<String> = reader
+                .servers(&all)
+                .unwrap()
+                .iter()
+                .map(|s| s.record.ip.to_string())
+                .collect();
+            assert_eq!(left, ["10.0.0.2", "10.0.1.2"]);
         }
         let recs = (0..3)
             .map(|i| mcp(&format!("10.0.{round}.{i}"), 8000, vec![]))
@@ -380,11 +392,18 @@ async fn seq_strictly_increases_across_reopen_and_after_retention_deletes() {
             assert!(c.seq > last, "{} after {last}", c.seq);
             last = c.seq;
         }
-        let gone = ServerId::from_url(&format!("http://10.0.{round}.0:8000/mcp"));
-        if let Some(c) = store.forget(gone.as_str()).await.unwrap() {
-            assert!(c.seq > last);
-            last = c.seq;
-        }
+        let forgotten = ServerId::from_url(&format!("http://10.0.{round}.0:8000/mcp"));
+        let c = store.forget(forgotten.as_str()).await.unwrap().unwrap();
+        assert!(c.seq > last);
+        last = c.seq;
+        let gone = ServerId::from_url(&format!("http://10.0.{round}.1:8000/mcp"));
+        let c = store
+            .mark_gone(gone.as_str(), "test")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(c.seq > last);
+        last = c.seq;
         drop(store);
         handle.wait().await.unwrap();
     }
@@ -397,6 +416,22 @@ async fn seq_strictly_increases_across_reopen_and_after_retention_deletes() {
     assert_eq!(next2, last);
     assert!(rest.iter().all(|c| c.seq > next));
     assert_eq!(reader.changes(last, 10).unwrap(), (vec![], last));
+}
+
+#[tokio::test]
+async fn open_creates_missing_parent_directories() {
+    let dir = TempDir::new("parents");
+    let path = dir.join("a/b/c/inventory.db");
+    let (store, handle) = open(&path, 3);
+    store
+        .observe("lan", vec![mcp("10.0.0.1", 8000, vec![])])
+        .await
+        .unwrap();
+    drop(store);
+    handle.wait().await.unwrap();
+    assert!(path.is_file() && dir.join("a/b/c/inventory.db.lock").is_file());
+    let e = Reader::open(dir.join("a/b/c/other.db")).unwrap_err();
+    assert!(matches!(e, StoreError::Missing { .. }), "{e}");
 }
 
 #[tokio::test]
