@@ -368,6 +368,7 @@ pub async fn run(
     let mut pending: HashMap<tokio::task::Id, (ProbeResult, Option<Announced>)> = HashMap::new();
     let mut sweep_done = false;
     let mut direct_started = false;
+    let mut aborted = false;
     loop {
         // Announced addresses the sweep did not cover are probed directly once it is done.
         if sweep_done && !direct_started {
@@ -448,14 +449,21 @@ pub async fn run(
                     }
                 }
             },
-            () = stop.cancelled(), if !tasks.is_empty() => tasks.abort_all(),
+            // Once only: an always-ready branch would spin this task and starve the aborted
+            // ones of the poll that lets them finish (tokio keeps a woken task in the
+            // waking worker's LIFO slot).
+            () = stop.cancelled(), if !aborted && !tasks.is_empty() => {
+                aborted = true;
+                tasks.abort_all();
+            }
             else => {
                 if sweep_done && direct_started {
                     break;
                 }
             }
         }
-        if out.gone && !stop.is_cancelled() {
+        if out.gone && !aborted {
+            aborted = true;
             stop.cancel();
             tasks.abort_all();
         }

@@ -8,6 +8,8 @@
 #   py1/   venv with the official Python SDK 1.x (FastMCP)        <- requirements-py1.txt
 #   py2/   venv with the official Python SDK 2.x (MCPServer)      <- requirements-py2.txt
 #   mdns/  venv with python-zeroconf (mdns_publish.py)           <- requirements-mdns.txt
+#   tools/ venv with the readers our output is checked with      <- requirements-tools.txt
+#          (prometheus_client's OpenMetrics parser for /metrics)
 #   node/  the official TypeScript SDK + express + zod            <- node/package{,-lock}.json
 #
 # Each part is checked (the SDK imports) right after it is installed, and skipped later
@@ -101,6 +103,7 @@ install_node() {
 install_venv py1 "$here/requirements-py1.txt" 'from mcp.server.fastmcp import FastMCP'
 install_venv py2 "$here/requirements-py2.txt" 'from mcp.server.mcpserver import MCPServer'
 install_venv mdns "$here/requirements-mdns.txt" 'from zeroconf import Zeroconf, ServiceInfo'
+install_venv tools "$here/requirements-tools.txt" 'from prometheus_client.openmetrics.parser import text_string_to_metric_families'
 install_node
 
 echo "peers: ready in $peers" >&2
