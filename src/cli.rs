@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::plan::{DiscoverySpec, FingerprintSpec, JobSpec};
+use crate::plan::{DiscoverySpec, FingerprintSpec, JobSpec, Shard};
 use crate::units::parse_duration;
 
 /// Find Model Context Protocol (MCP) servers on a network.
@@ -351,6 +351,23 @@ pub struct ScanArgs {
     /// Key of the pseudo-random probe order (for reproducible runs).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Probe only this share of the address×port space: INDEX/COUNT, for example 0/3, 1/3
+    /// and 2/3 on three machines (exactly once each, whatever their seeds).
+    #[arg(long, value_name = "INDEX/COUNT", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    let bad = || {
+        format!("{s:?} is not a shard; accepted forms: 0/3, 1/3, 2/3 (INDEX/COUNT with INDEX below COUNT)")
+    };
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let index: u32 = i.trim().parse().map_err(|_| bad())?;
+    let count: u32 = n.trim().parse().map_err(|_| bad())?;
+    if count == 0 || index >= count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
 }
 
 impl FingerprintArgs {
@@ -407,7 +424,7 @@ impl ScanArgs {
             discovery: self.discovery.spec(),
             threads: self.threads,
             seed: self.seed,
-            shard: None,
+            shard: self.shard,
         }
     }
 }

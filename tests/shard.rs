@@ -1,0 +1,102 @@
+//! Sharding and interruption of `scan`, on loopback listeners only (127.0.0.0/8).
+
+mod common;
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ndjson_states, scout, stderr, wait_with_deadline};
+
+#[test]
+fn shards_cover_the_address_port_space_exactly_once_whatever_their_seeds() {
+    // 24 addresses × 5 ports, every probe reported (closed ones too), in three shards with
+    // different probe-order seeds.
+    let mut seen: Vec<(String, u16)> = Vec::new();
+    let mut per_shard = Vec::new();
+    for (i, seed) in [(0, "1"), (1, "99"), (2, "12345")] {
+        let shard = format!("{i}/3");
+        let out = scout(&[
+            "scan",
+            "--no-fingerprint",
+            "127.89.1.1-24",
+            "-p",
+            "1-5",
+            "--report",
+            "all",
+            "--shard",
+            &shard,
+            "--seed",
+            seed,
+            "-o",
+            "ndjson",
+        ]);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+        let got: Vec<(String, u16)> = ndjson_states(&out)
+            .into_iter()
+            .map(|(ip, p, _)| (ip, p))
+            .collect();
+        per_shard.push(got.len());
+        seen.extend(got);
+    }
+    let unique: BTreeSet<_> = seen.iter().cloned().collect();
+    assert_eq!(seen.len(), 120, "no probe twice: {per_shard:?}");
+    assert_eq!(unique.len(), 120, "every probe once");
+    assert_eq!(per_shard, [40, 40, 40]);
+    for bad in ["3/3", "1", "a/b", "0/0"] {
+        let out = scout(&["scan", "127.0.0.1", "--shard", bad]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains("accepted forms: 0/3, 1/3, 2/3"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_during_a_fingerprint_stops_the_scan_at_once() {
+    // A server that accepts and then trickles its headers keeps a fingerprint busy for its
+    // whole budget; Ctrl-C must not wait for it (it once spun until the budget ran out).
+    let l = std::net::TcpListener::bind("127.89.2.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().take(64) {
+            let Ok(mut s) = s else { break };
+            use std::io::Write;
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n");
+            held.push(s);
+        }
+    });
+    let child = Command::new(common::bin())
+        .args([
+            "scan",
+            "127.89.2.1",
+            "-p",
+            &port.to_string(),
+            "--fingerprint-budget",
+            "30s",
+            "-o",
+            "ndjson",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let start = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = wait_with_deadline(child, Duration::from_secs(20));
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+    let s = common::stdout(&out);
+    assert!(
+        s.contains("\"port\":") && s.contains("interrupted before fingerprinting finished"),
+        "{s}"
+    );
+}
