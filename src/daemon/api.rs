@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use futures_util::stream::Stream;
-use serde_json::{json, Value};
+use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -402,27 +402,47 @@ async fn list_servers(
         Err(r) => return r.into_response(),
     };
     match read(&st.reader, move |r| r.servers(&filter)).await {
-        Ok(servers) => {
-            let count = servers.len();
-            Json(json!({ "servers": servers, "count": count })).into_response()
-        }
+        Ok(servers) => Json(ServerList::new(&servers)).into_response(),
         Err(r) => r,
     }
+}
+
+/// `{"servers": [...], "count": N}`, serialized straight from the records (through a
+/// `serde_json::Value`, an `f32` such as `confidence` would print as 0.949999988…).
+#[derive(serde::Serialize)]
+pub struct ServerList<'a> {
+    /// The servers.
+    pub servers: &'a [crate::store::StoredServer],
+    /// How many.
+    pub count: usize,
+}
+
+impl<'a> ServerList<'a> {
+    /// The document for `servers`.
+    pub fn new(servers: &'a [crate::store::StoredServer]) -> Self {
+        Self {
+            servers,
+            count: servers.len(),
+        }
+    }
+}
+
+/// One server with its recent changes.
+#[derive(serde::Serialize)]
+struct OneServer<'a> {
+    #[serde(flatten)]
+    server: &'a crate::store::StoredServer,
+    changes: &'a [Change],
 }
 
 async fn get_server(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     let key = id.clone();
     match read(&st.reader, move |r| r.server(&key)).await {
-        Ok(Some((server, changes))) => {
-            let mut v = serde_json::to_value(&server).unwrap_or(Value::Null);
-            if let Value::Object(m) = &mut v {
-                m.insert(
-                    "changes".into(),
-                    serde_json::to_value(changes).unwrap_or_default(),
-                );
-            }
-            Json(v).into_response()
-        }
+        Ok(Some((server, changes))) => Json(OneServer {
+            server: &server,
+            changes: &changes,
+        })
+        .into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no server with id {id:?}")),
         Err(r) => r,
     }

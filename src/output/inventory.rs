@@ -6,8 +6,6 @@
 
 use std::io::{self, Write};
 
-use serde_json::json;
-
 use super::{aligned, csv_row, json_line, Format, WriteError, CSV_HEADER};
 use crate::store::StoredServer;
 
@@ -19,7 +17,7 @@ pub fn write_servers<W: Write>(
 ) -> Result<(), WriteError> {
     match format {
         Format::Json => {
-            let doc = json!({ "servers": servers, "count": servers.len() });
+            let doc = crate::daemon::api::ServerList::new(servers);
             serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::from)?;
             out.write_all(b"\n")?;
         }
