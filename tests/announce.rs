@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{require_peers, require_root, scout_in_ns, stderr, Publisher, Reaped, Testnet};
+use common::{require_peers, require_root, stderr, Publisher, Reaped, Testnet};
 use serde_json::Value;
 
 fn ready(test: &str) -> bool {
@@ -38,8 +38,8 @@ fn mdns_server_at_an_unusual_port_and_path_is_found_confirmed_and_merged() {
     );
 
     // mDNS alone: nothing swept, the announcement leads to a confirmed server.
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &["scan", "--mdns", "--mdns-wait", "2s", "-o", "json"],
         Duration::from_secs(30),
     );
@@ -67,14 +67,14 @@ fn mdns_server_at_an_unusual_port_and_path_is_found_confirmed_and_merged() {
             "-o",
             "json",
         ];
-        let out = scout_in_ns(&net.ns("scan"), &args, Duration::from_secs(30));
+        let out = net.scout("scan", &args, Duration::from_secs(30));
         let n = json(&out)["findings"].as_array().unwrap().len();
         assert_eq!(n, want, "--interface {iface}: {}", stderr(&out));
     }
 
     // Swept and announced: one server, one record, both origins.
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &[
             "scan",
             "10.99.0.11",
@@ -103,11 +103,8 @@ fn watch_reports_announcements_and_goodbyes() {
     let mut publisher = Publisher::start(&net.ns("h1"), "10.99.0.11");
     // Announced before watching starts, as a running service is.
     publisher.cmd("announce w1 _mcp._tcp.local. 10.99.0.11 9000 path=/mcp");
-    let mut watch = Command::new("ip")
-        .args(["netns", "exec", &net.ns("scan")])
-        .arg(common::bin())
-        .args(["watch", "--mdns"])
-        .stdout(Stdio::piped())
+    let mut watch = net
+        .scout_command("scan", &[], &["watch", "--mdns"])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -159,8 +156,8 @@ fn mdns_flood_and_malformed_packets_leave_the_scanner_working() {
     publisher.cmd("garbage 500 7");
     publisher.cmd("announce real1 _mcp._tcp.local. 10.99.0.11 8765 path=/mcp");
     let start = Instant::now();
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &["scan", "--mdns", "--mdns-wait", "3s", "-o", "json"],
         Duration::from_secs(60),
     );
@@ -218,7 +215,7 @@ fn srv_records_are_resolved_walled_and_reported_plainly() {
     for n in &names {
         args.extend(["--srv", n]);
     }
-    let out = scout_in_ns(&net.ns("scan"), &args, Duration::from_secs(30));
+    let out = net.scout("scan", &args, Duration::from_secs(30));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let doc = json(&out);
@@ -271,8 +268,8 @@ fn srv_records_are_resolved_walled_and_reported_plainly() {
     );
 
     // --scope narrows the wall: srv1 is then reported, not contacted.
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &[
             "scan",
             "--no-fingerprint",
@@ -307,8 +304,8 @@ fn a_dead_dns_server_times_out_with_a_clear_message() {
     // 10.99.1.0/24 is blackholed by the test router: the query is never answered.
     let net = Testnet::up(1, &[]);
     let start = Instant::now();
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &[
             "scan",
             "--srv",
@@ -442,8 +439,8 @@ fn mdns_all_enumerates_types_that_are_not_browsed_by_default() {
     let _srv = net.peer("h1", "py1-stateless-json", "10.99.0.11", 7444, None);
     let mut publisher = Publisher::start(&net.ns("h1"), "10.99.0.11");
     publisher.cmd("announce odd1 _agent._tcp.local. 10.99.0.11 7444 path=/mcp");
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &["scan", "--mdns", "--mdns-wait", "2s", "-o", "json"],
         Duration::from_secs(30),
     );
@@ -452,8 +449,8 @@ fn mdns_all_enumerates_types_that_are_not_browsed_by_default() {
         0,
         "not a default type"
     );
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &["scan", "--mdns-all", "--mdns-wait", "4s", "-o", "json"],
         Duration::from_secs(30),
     );

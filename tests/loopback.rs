@@ -2,10 +2,9 @@
 //! format read back by a real parser, exit codes, Ctrl-C and descriptor exhaustion.
 
 mod common;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{ndjson_states, scout, stderr, stdout, wait_with_deadline, Listener};
+use common::{ndjson_states, scout, scout_command, stderr, stdout, wait_with_deadline, Listener};
 
 /// A port on which nothing listens at `ip` (bound once, then released).
 fn closed_port(ip: &str) -> u16 {
@@ -243,8 +242,9 @@ fn ctrl_c_stops_and_still_prints_what_was_found() {
     // Three listeners among ~28k paced probes: the scan would take ~14 s; it is interrupted
     // as soon as the first listener sees a probe.
     let ls: Vec<Listener> = (0..3).map(|_| Listener::bind("127.88.7.1:0")).collect();
-    let child = Command::new(common::bin())
-        .args([
+    let child = scout_command(
+        &[],
+        &[
             "scan",
             "--no-fingerprint",
             "127.88.7.1",
@@ -254,11 +254,10 @@ fn ctrl_c_stops_and_still_prints_what_was_found() {
             "2000",
             "-o",
             "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .spawn()
+    .unwrap();
     let pid = child.id() as i32;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     'wait: loop {
@@ -286,10 +285,9 @@ fn ctrl_c_stops_and_still_prints_what_was_found() {
 #[test]
 fn running_out_of_descriptors_slows_down_but_loses_no_probe() {
     let ls: Vec<Listener> = (0..5).map(|_| Listener::bind("127.88.8.1:0")).collect();
-    let child = Command::new("prlimit")
-        .args(["--nofile=40:40", "--"])
-        .arg(common::bin())
-        .args([
+    let child = scout_command(
+        &["prlimit", "--nofile=40:40", "--"],
+        &[
             "scan",
             "--no-fingerprint",
             "127.88.8.1",
@@ -299,11 +297,10 @@ fn running_out_of_descriptors_slows_down_but_loses_no_probe() {
             "2000",
             "-o",
             "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .spawn()
+    .unwrap();
     let out = wait_with_deadline(child, Duration::from_secs(120));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
