@@ -449,18 +449,17 @@ impl Testnet {
              \x20\x20except OSError: pass\n",
             ports.join(",")
         );
-        let mut child = Command::new("ip")
+        let child = Command::new("ip")
             .args(["netns", "exec", &self.ns(name), "python3", "-c", &code])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn listener");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut child = Reaped(child);
+        let ready = ReadyLine::watch(&mut child);
+        let line = ready.wait(&mut child, &format!("listener in {name}"), LISTENER_START);
         assert_eq!(line.trim(), "ready", "listener in {name} did not start");
-        Reaped(child)
+        child
     }
 
     /// Run `mcp-scout args` inside this LAN's namespace `host` (at most `limit`).
@@ -481,6 +480,49 @@ impl Testnet {
         let mut cmd = Command::new("ip");
         cmd.args(&inner).arg(bin()).args(args);
         piped(cmd)
+    }
+}
+
+/// How long a peer may take to print its READY line. The Python MCP peers need 1-5 s on a
+/// loaded 2-core machine (scripts/peers/README.md); many started at once share the CPU.
+pub const PEER_START: Duration = Duration::from_secs(60);
+/// How long the stdlib listener of [`Testnet::listen`] may take to print `ready`.
+pub const LISTENER_START: Duration = Duration::from_secs(20);
+
+/// The first stdout line of a child, read on a thread so that waiting for it has a deadline.
+/// The thread then keeps draining stdout until the child exits, so the child never blocks on
+/// (or dies of) a closed pipe.
+pub struct ReadyLine(mpsc::Receiver<String>);
+
+impl ReadyLine {
+    /// Take `child`'s stdout (which must be piped) and start reading it.
+    pub fn watch(child: &mut Reaped) -> Self {
+        let out = child.0.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(out).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            for _ in lines.map_while(Result::ok) {}
+        });
+        Self(rx)
+    }
+
+    /// The first line, within `limit`. Otherwise `child` is killed and the test panics, saying
+    /// whether `what` exited first or printed nothing in time.
+    pub fn wait(&self, child: &mut Reaped, what: &str, limit: Duration) -> String {
+        match self.0.recv_timeout(limit) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.0.wait().ok();
+                panic!("{what} exited ({status:?}) before printing its READY line")
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.0.kill();
+                panic!("{what} printed no READY line within {limit:?}: it hangs in start-up")
+            }
+        }
     }
 }
 
@@ -520,31 +562,41 @@ pub fn require_peers(test: &str) -> bool {
 }
 
 /// Start test peers (`scripts/peers/run.sh NAME --host IP --port PORT`) and wait for each
-/// one's READY line. They stop when dropped.
+/// one's READY line, all within [`PEER_START`]. They stop when dropped.
 pub fn start_peers(peers: &[(&str, &str, u16)]) -> Vec<Reaped> {
-    let mut children: Vec<(String, Child)> = peers
+    let specs: Vec<(&str, &str, u16, &[&str])> = peers
         .iter()
-        .map(|(name, ip, port)| {
-            let child = Command::new(root().join("scripts/peers/run.sh"))
-                .args([*name, "--host", *ip, "--port", &port.to_string()])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn peer");
-            ((*name).to_string(), child)
-        })
+        .map(|(n, ip, port)| (*n, *ip, *port, &[][..]))
         .collect();
-    for (name, child) in &mut children {
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+    start_peers_with(&specs)
+}
+
+/// [`start_peers`] with extra arguments for each peer (`decoys.py --elsewhere ...`).
+pub fn start_peers_with(peers: &[(&str, &str, u16, &[&str])]) -> Vec<Reaped> {
+    // Wrapped at once, so that a panic below kills every peer started so far.
+    let mut children: Vec<(String, Reaped, ReadyLine)> = Vec::with_capacity(peers.len());
+    for (name, ip, port, extra) in peers {
+        let child = Command::new(root().join("scripts/peers/run.sh"))
+            .args([*name, "--host", *ip, "--port", &port.to_string()])
+            .args(*extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn peer");
+        let mut child = Reaped(child);
+        let ready = ReadyLine::watch(&mut child);
+        children.push(((*name).to_string(), child, ready));
+    }
+    let deadline = Instant::now() + PEER_START;
+    for (name, child, ready) in &mut children {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = ready.wait(child, &format!("peer {name}"), left);
         assert!(
             line.starts_with("READY"),
             "peer {name} did not start: {line:?}"
         );
     }
-    children.into_iter().map(|(_, c)| Reaped(c)).collect()
+    children.into_iter().map(|(_, c, _)| c).collect()
 }
 
 /// A python-zeroconf publisher inside a namespace, driven line by line (scripts/peers/mdns_publish.py).
@@ -638,17 +690,16 @@ impl Testnet {
         if let Some(p) = path {
             cmd.args(["--path", p]);
         }
-        let mut child = cmd
+        let child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn peer");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut child = Reaped(child);
+        let ready = ReadyLine::watch(&mut child);
+        let line = ready.wait(&mut child, &format!("peer {peer} in {name}"), PEER_START);
         assert!(line.starts_with("READY"), "peer {peer} in {name}: {line:?}");
-        Reaped(child)
+        child
     }
 
     /// dnsmasq with scripts/peers/dns-records.conf on `ip`:53 inside namespace `name`.
