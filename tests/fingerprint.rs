@@ -195,6 +195,7 @@ fn scan_lists_only_mcp_servers_unless_all_and_ports_only_without_fingerprinting(
         ("plain-http", "127.91.1.2", 8000),
     ]);
     let out = scout(&["scan", "127.91.1.1-2", "-p", "8000", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["findings"].as_array().unwrap().len(), 1, "{doc}");
     assert_eq!(doc["findings"][0]["kind"], "mcp");
@@ -208,6 +209,7 @@ fn scan_lists_only_mcp_servers_unless_all_and_ports_only_without_fingerprinting(
         "-o",
         "json",
     ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let kinds: Vec<&str> = doc["findings"]
         .as_array()
@@ -216,11 +218,47 @@ fn scan_lists_only_mcp_servers_unless_all_and_ports_only_without_fingerprinting(
         .map(|f| f["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["open", "open"]);
-    // The table lists MCP servers first.
-    let out = scout(&["scan", "127.91.1.1-2", "-p", "8000", "--all"]);
+    // The table lists MCP servers first, and with --all the other HTTP service too: find each
+    // row by its KIND cell and endpoint, not by a substring that another cell also contains
+    // ("streamable-http ").
+    let row = |text: &str, kind: &str, ip: &str| {
+        text.lines().position(|l| {
+            let mut cells = l.split_whitespace();
+            cells.next() == Some(kind) && cells.next().is_some_and(|e| e.contains(ip))
+        })
+    };
+    let out = scout(&["scan", "127.91.1.1-2", "-p", "8000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    let (mcp_at, http_at) = (text.find("mcp ").unwrap(), text.find("http ").unwrap());
+    assert!(row(&text, "mcp", "127.91.1.1").is_some(), "{text}");
+    assert_eq!(
+        row(&text, "http", "127.91.1.2"),
+        None,
+        "listed without --all: {text}"
+    );
+    let out = scout(&["scan", "127.91.1.1-2", "-p", "8000", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mcp_at = row(&text, "mcp", "127.91.1.1").unwrap_or_else(|| panic!("no MCP row: {text}"));
+    let http_at = row(&text, "http", "127.91.1.2").unwrap_or_else(|| panic!("no HTTP row: {text}"));
     assert!(mcp_at < http_at, "{text}");
+    // Only the plain web server: nothing MCP, so nothing is reported without --all (exit 1),
+    // and --all reports it (exit 0).
+    let out = scout(&["scan", "127.91.1.2", "-p", "8000"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        row(&stdout(&out), "http", "127.91.1.2"),
+        None,
+        "{}",
+        stdout(&out)
+    );
+    let out = scout(&["scan", "127.91.1.2", "-p", "8000", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        row(&stdout(&out), "http", "127.91.1.2").is_some(),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
