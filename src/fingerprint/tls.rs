@@ -102,6 +102,10 @@ fn subject_text(mut name: &[u8]) -> String {
 fn time_text(tag: u8, v: &[u8]) -> Option<String> {
     let s = std::str::from_utf8(v).ok()?;
     let s = s.strip_suffix('Z')?;
+    // Digits only before any slicing: a byte index inside a multi-byte character would panic.
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let full = match (tag, s.len()) {
         (0x17, 12) => {
             let yy: u32 = s[..2].parse().ok()?;
@@ -110,9 +114,6 @@ fn time_text(tag: u8, v: &[u8]) -> Option<String> {
         (0x18, 14) => s.to_string(),
         _ => return None,
     };
-    if !full.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
     Some(format!(
         "{}-{}-{}T{}:{}:{}Z",
         &full[0..4],
@@ -140,6 +141,14 @@ mod tests {
             "2099-12-31T00:00:00Z"
         );
         assert!(time_text(0x17, b"2612").is_none());
+    }
+
+    #[test]
+    fn a_non_digit_time_is_refused_not_sliced() {
+        // Twelve bytes but not twelve characters: a UTCTime slice by byte index would panic.
+        assert_eq!(time_text(0x17, "é1231235959Z".as_bytes()), None);
+        assert_eq!(time_text(0x17, "2€31235959Z".as_bytes()), None);
+        assert_eq!(time_text(0x18, "2099€231000Z".as_bytes()), None);
     }
 
     proptest! {
