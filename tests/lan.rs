@@ -274,3 +274,67 @@ fn lossy_lan_default_settings_find_every_open_port_from_a_cold_start() {
         assert_eq!(doc["scan"]["open"], 9, "run {run}: {}", doc["scan"]);
     }
 }
+
+#[test]
+fn when_no_host_answers_icmp_it_warns_and_sweeps_every_host() {
+    if !require_root("when_no_host_answers_icmp_it_warns_and_sweeps_every_host") {
+        return;
+    }
+    let net = Testnet::up(2, &[]);
+    let _h1 = net.listen("h1", "10.99.0.11", &[8000]);
+    let _h2 = net.listen("h2", "10.99.0.12", &[3000]);
+    // Both hosts ignore echo requests (per namespace), as a filtering firewall would.
+    for h in ["h1", "h2"] {
+        let st = std::process::Command::new("ip")
+            .args(["netns", "exec", &net.ns(h), "sh", "-c"])
+            .arg("echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all")
+            .status()
+            .unwrap();
+        assert!(st.success(), "icmp_echo_ignore_all in {h}");
+    }
+    let out = net.scout(
+        "scan",
+        &[
+            "scan",
+            "--no-fingerprint",
+            "10.99.0.11-12",
+            "-p",
+            "3000,8000",
+            "-o",
+            "json",
+        ],
+        Duration::from_secs(30),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        err.matches("no host answered ICMP echo (2 pinged); sweeping every host")
+            .count(),
+        1,
+        "{err}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &doc["scan"];
+    assert_eq!(s["probes_done"], 4, "{s}");
+    assert_eq!(s["skipped_host_down"], 0, "every host swept: {s}");
+    assert_eq!(s["hosts_up"], serde_json::Value::Null, "{s}");
+    let mut found: Vec<(String, u64)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["ip"].as_str().unwrap().to_string(),
+                f["port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("10.99.0.11".to_string(), 8000),
+            ("10.99.0.12".to_string(), 3000)
+        ]
+    );
+}
