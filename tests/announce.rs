@@ -219,6 +219,8 @@ fn srv_records_are_resolved_walled_and_reported_plainly() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let doc = json(&out);
+    // The schema holds with announced origins and an out_of_scope entry too.
+    common::assert_document_schema(&doc);
     let f = &doc["findings"].as_array().unwrap()[..];
     let got: Vec<(String, u64)> = f
         .iter()

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{require_peers, scout, start_peers, stderr, stdout};
+use common::{assert_document_schema, require_peers, scout, start_peers, stderr, stdout};
 use serde_json::Value;
 
 fn by_ip(doc: &Value) -> HashMap<String, Value> {
@@ -81,6 +81,8 @@ fn corpus_is_classified_right_with_zero_false_positives() {
     let out = scout(&["scan", "127.91.0.1-25", "-p", "8000", "--all", "-o", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Every documented key in every record, with auth, http, tls, tools and health filled in.
+    assert_document_schema(&doc);
     let f = by_ip(&doc);
     assert_eq!(f.len(), specs.len(), "one record per peer: {:?}", f.keys());
 

@@ -4,7 +4,10 @@
 mod common;
 use std::time::Duration;
 
-use common::{ndjson_states, scout, scout_command, stderr, stdout, wait_with_deadline, Listener};
+use common::{
+    assert_document_schema, assert_record_schema, ndjson_states, scout, scout_command, stderr,
+    stdout, wait_with_deadline, Listener,
+};
 
 /// A port on which nothing listens at `ip` (bound once, then released).
 fn closed_port(ip: &str) -> u16 {
@@ -77,6 +80,8 @@ fn json_document_has_summary_and_documented_record_fields() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    // Every documented key, exactly, also where nothing is known.
+    assert_document_schema(&doc);
     assert_eq!(doc["scan"]["probes_total"], 4);
     assert_eq!(doc["scan"]["probes_done"], 4);
     assert_eq!(doc["scan"]["open"], 1);
@@ -95,6 +100,31 @@ fn json_document_has_summary_and_documented_record_fields() {
         seen.len() == 24 && seen.ends_with('Z') && &seen[10..11] == "T",
         "{seen}"
     );
+
+    // The same schema in every format that carries records: NDJSON, with closed ports too...
+    let out = scout(&[
+        "scan",
+        "--no-fingerprint",
+        "127.88.3.0/30",
+        "-p",
+        &p,
+        "--report",
+        "all",
+        "-o",
+        "ndjson",
+    ]);
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    lines.iter().for_each(assert_record_schema);
+    // ...and probe -o json, fingerprinting on (a port that closes at once is not HTTP).
+    let out = scout(&["probe", &format!("127.88.3.1:{p}"), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_record_schema(&rec);
+    assert_eq!(rec["kind"], "open", "{rec}");
 }
 
 #[test]

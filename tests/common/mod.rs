@@ -789,3 +789,137 @@ impl Drop for Dnsmasq {
             .output();
     }
 }
+
+/// The keys of every record (README "Output", record schema): always all present, null or
+/// empty when unknown.
+pub const RECORD_KEYS: &[&str] = &[
+    "ip",
+    "port",
+    "state",
+    "rtt_ms",
+    "kind",
+    "origins",
+    "announced_as",
+    "seen_at",
+    "url",
+    "transport",
+    "protocol_version",
+    "protocol_versions",
+    "server_name",
+    "server_version",
+    "instructions",
+    "capabilities",
+    "tools",
+    "resources",
+    "prompts",
+    "auth",
+    "http",
+    "health",
+    "evidence",
+    "confidence",
+];
+
+/// The keys of `-o json`'s `scan` summary (README "Output").
+pub const SCAN_KEYS: &[&str] = &[
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "targets",
+    "ports",
+    "addresses",
+    "probes_total",
+    "probes_done",
+    "open",
+    "closed",
+    "filtered",
+    "unreachable",
+    "skipped_host_down",
+    "hosts_up",
+    "retries",
+    "interrupted",
+    "fingerprinted",
+    "kinds",
+    "not_listed",
+    "announced",
+    "out_of_scope",
+];
+
+/// That `v` is an object with exactly the keys `want`.
+pub fn assert_keys(v: &serde_json::Value, want: &[&str], what: &str) {
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} is not an object: {v}"));
+    let mut got: Vec<&str> = obj.keys().map(String::as_str).collect();
+    let mut want = want.to_vec();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(
+        got, want,
+        "{what}: keys differ from the README's schema: {v}"
+    );
+}
+
+/// One record against the README's schema: every key, the array fields always arrays, and
+/// the nested objects (auth, http, tls, tools, health) with all their keys when present.
+pub fn assert_record_schema(r: &serde_json::Value) {
+    assert_keys(r, RECORD_KEYS, "record");
+    for k in [
+        "origins",
+        "announced_as",
+        "protocol_versions",
+        "tools",
+        "health",
+        "evidence",
+    ] {
+        assert!(r[k].is_array(), "{k} must always be an array: {r}");
+    }
+    if !r["auth"].is_null() {
+        assert_keys(
+            &r["auth"],
+            &[
+                "required",
+                "resource_metadata",
+                "resource",
+                "authorization_servers",
+                "scopes",
+            ],
+            "auth",
+        );
+    }
+    if !r["http"].is_null() {
+        assert_keys(
+            &r["http"],
+            &["scheme", "status", "server", "title", "tls"],
+            "http",
+        );
+        if !r["http"]["tls"].is_null() {
+            assert_keys(&r["http"]["tls"], &["subject", "not_after"], "http.tls");
+        }
+    }
+    for t in r["tools"].as_array().unwrap() {
+        assert_keys(t, &["name", "description", "input_schema_hash"], "tools[]");
+    }
+    for h in r["health"].as_array().unwrap() {
+        assert_keys(h, &["path", "status"], "health[]");
+    }
+}
+
+/// A `-o json` document: `scan` (with `kinds` and `out_of_scope` entries) and each finding.
+pub fn assert_document_schema(doc: &serde_json::Value) {
+    assert_keys(doc, &["scan", "findings"], "document");
+    assert_keys(&doc["scan"], SCAN_KEYS, "scan");
+    assert_keys(
+        &doc["scan"]["kinds"],
+        &["mcp", "mcp_auth_required", "mcp_likely", "http", "open"],
+        "scan.kinds",
+    );
+    for o in doc["scan"]["out_of_scope"]
+        .as_array()
+        .expect("out_of_scope is an array")
+    {
+        assert_keys(o, &["ip", "port", "origin", "name"], "scan.out_of_scope[]");
+    }
+    for f in doc["findings"].as_array().expect("findings is an array") {
+        assert_record_schema(f);
+    }
+}
