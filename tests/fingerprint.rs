@@ -360,3 +360,68 @@ fn hostile_servers_end_within_their_deadlines() {
         f["127.91.3.7"]
     );
 }
+
+#[test]
+fn csv_carries_tools_and_auth_required_with_fingerprinting_on() {
+    if !require_peers("csv_carries_tools_and_auth_required_with_fingerprinting_on") {
+        return;
+    }
+    let _peers = start_peers(&[
+        ("py1-stateless-json", "127.91.4.1", 8000),
+        ("py1-auth", "127.91.4.2", 8000),
+        ("plain-http", "127.91.4.3", 8000),
+    ]);
+    let out = scout(&["scan", "127.91.4.1-3", "-p", "8000", "--all", "-o", "csv"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut rdr = csv::Reader::from_reader(&out.stdout[..]);
+    let headers = rdr.headers().unwrap().clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name} column: {headers:?}"))
+    };
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3, "{}", stdout(&out));
+    let row = |ip: &str| {
+        rows.iter()
+            .find(|r| &r[col("ip")] == ip)
+            .unwrap_or_else(|| panic!("no row for {ip}: {}", stdout(&out)))
+    };
+    // (kind, tool_count, tools, auth_required) per server.
+    let cells = |ip: &str| {
+        let r = row(ip);
+        (
+            r[col("kind")].to_string(),
+            r[col("tool_count")].to_string(),
+            r[col("tools")].to_string(),
+            r[col("auth_required")].to_string(),
+        )
+    };
+    // The MCP server's tools, in the order it lists them, joined with ';'. No challenge was
+    // seen, so auth_required is empty (the table's AUTH column says "none").
+    assert_eq!(
+        cells("127.91.4.1"),
+        (
+            "mcp".into(),
+            "2".into(),
+            "get_forecast;add".into(),
+            String::new()
+        )
+    );
+    // The auth-protected one: a challenge, no tools listed without a token.
+    assert_eq!(
+        cells("127.91.4.2"),
+        (
+            "mcp-auth-required".into(),
+            "0".into(),
+            String::new(),
+            "true".into()
+        )
+    );
+    // The web server: fingerprinted (tool_count 0), nothing about auth.
+    assert_eq!(
+        cells("127.91.4.3"),
+        ("http".into(), "0".into(), String::new(), String::new())
+    );
+}
