@@ -425,3 +425,97 @@ fn csv_carries_tools_and_auth_required_with_fingerprinting_on() {
         ("http".into(), "0".into(), String::new(), String::new())
     );
 }
+
+#[test]
+fn off_host_endpoints_metadata_and_redirects_are_reported_never_contacted() {
+    if !require_peers("off_host_endpoints_metadata_and_redirects_are_reported_never_contacted") {
+        return;
+    }
+    // "Another host": a loopback address no peer uses, where a listener counts connections.
+    // If a regression followed a link, the packet would still stay on loopback.
+    let elsewhere = common::Listener::bind("127.0.0.99:0");
+    let target = elsewhere.addr.to_string();
+    let extra: &[&str] = &["--elsewhere", &target];
+    let _peers = common::start_peers_with(&[
+        ("offhost-sse", "127.91.5.1", 8000, extra),
+        ("offhost-metadata", "127.91.5.2", 8000, extra),
+        ("offhost-redirect", "127.91.5.3", 8000, extra),
+    ]);
+    let out = scout(&["scan", "127.91.5.1-3", "-p", "8000", "--all", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = by_ip(&doc);
+    let evidence = |ip: &str| f[ip]["evidence"].to_string();
+
+    // Reported: each link is in the record...
+    let sse = &f["127.91.5.1"];
+    assert_eq!(sse["kind"], "mcp-likely", "{sse}");
+    let endpoint = format!("endpoint event points off-host (http://{target}/messages/?session_id=offhost); not contacted");
+    assert!(evidence("127.91.5.1").contains(&endpoint), "{sse}");
+    let meta = &f["127.91.5.2"];
+    let meta_url = format!("http://{target}/.well-known/oauth-protected-resource/mcp");
+    assert_eq!(meta["auth"]["required"], true, "{meta}");
+    assert_eq!(
+        meta["auth"]["resource_metadata"],
+        meta_url.as_str(),
+        "{meta}"
+    );
+    assert!(
+        evidence("127.91.5.2")
+            .contains(&format!("metadata at {meta_url} is off-host, not fetched")),
+        "{meta}"
+    );
+    assert!(
+        evidence("127.91.5.3").contains(&format!(
+            "redirect to http://{target}/mcp not followed: outside the probed host or path"
+        )),
+        "{}",
+        f["127.91.5.3"]
+    );
+    // ...and never contacted.
+    assert!(
+        elsewhere
+            .accepted
+            .recv_timeout(Duration::from_millis(300))
+            .is_err(),
+        "the scanner connected to the off-host address {target}"
+    );
+}
+
+#[test]
+fn redirects_are_followed_at_most_three_times() {
+    if !require_peers("redirects_are_followed_at_most_three_times") {
+        return;
+    }
+    // /mcp -> /mcp/r1 -> /mcp/r2 -> ... without end, same host and first path segment.
+    let _peers = start_peers(&[("redirect-chain", "127.91.5.4", 8000)]);
+    let out = scout(&["probe", "http://127.91.5.4:8000/mcp", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "not MCP: {}", stderr(&out));
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        rec["evidence"]
+            .to_string()
+            .contains("/mcp: more than 3 redirects"),
+        "{rec}"
+    );
+    // What the chain served, asked over loopback after the probe.
+    let hits: Vec<String> = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.91.5.4:8000").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /__hits HTTP/1.1\r\nHost: 127.91.5.4:8000\r\n\r\n")
+            .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {raw}"))
+    };
+    let depth = |h: &String| {
+        h.rsplit_once("/r")
+            .and_then(|(_, k)| k.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    // Three redirects followed (r1, r2, r3 requested), never a fourth.
+    assert!(hits.iter().any(|h| h == "POST /mcp/r3"), "{hits:?}");
+    assert_eq!(hits.iter().map(depth).max(), Some(3), "{hits:?}");
+}
