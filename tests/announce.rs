@@ -465,3 +465,50 @@ fn mdns_all_enumerates_types_that_are_not_browsed_by_default() {
     );
     assert_eq!(f[0]["kind"], "mcp");
 }
+
+#[test]
+fn mdns_instances_beyond_4096_are_counted_and_ignored() {
+    if !ready("mdns_instances_beyond_4096_are_counted_and_ignored") {
+        return;
+    }
+    let net = Testnet::up(1, &[]);
+    let mut publisher = Publisher::start(&net.ns("h1"), "10.99.0.11");
+    // 5,000 instances, all at one address and port (about 3 s to register).
+    publisher.cmd_within(
+        "flood 5000 _mcp._tcp.local. 10.99.0.11 9999",
+        Duration::from_secs(120),
+    );
+    // Nothing listens on 9999: --report all keeps the closed port's record, whose
+    // announced_as lists every instance that was tracked.
+    let out = net.scout(
+        "scan",
+        &[
+            "scan",
+            "--mdns",
+            "--mdns-wait",
+            "8s",
+            "--no-fingerprint",
+            "--report",
+            "all",
+            "-o",
+            "json",
+        ],
+        Duration::from_secs(60),
+    );
+    let err = stderr(&out);
+    let doc = json(&out);
+    let f = &doc["findings"].as_array().unwrap()[..];
+    assert_eq!(f.len(), 1, "one address and port: {}", doc["scan"]);
+    let names: std::collections::BTreeSet<&str> = f[0]["announced_as"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 4096, "exactly the cap is tracked: {err}");
+    assert!(names.iter().all(|n| n.starts_with("flood-")), "{names:?}");
+    assert!(
+        err.contains("instances ignored beyond the 4096 tracked"),
+        "the overflow is counted and said: {err}"
+    );
+}
