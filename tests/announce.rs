@@ -432,6 +432,36 @@ async fn srv_targets_come_in_priority_then_weight_order_and_watch_reports_them()
     w.await.unwrap();
 }
 
+#[tokio::test]
+async fn srv_answers_are_capped_at_64_targets_in_priority_order() {
+    use mcp_scout::discover::dns_srv::{SrvAnswer, SrvOptions, SrvResolver, MAX_TARGETS};
+    if !ready("srv_answers_are_capped_at_64_targets_in_priority_order") {
+        return;
+    }
+    assert_eq!(MAX_TARGETS, 64, "the README's figure");
+    let port = 5800 + (std::process::id() % 500) as u16;
+    let _dns = LoopDns::up(&format!("lo{}cap", std::process::id()), "127.0.0.53", port);
+    let r = SrvResolver::new(SrvOptions {
+        server: Some(format!("127.0.0.53:{port}").parse().unwrap()),
+        ..SrvOptions::default()
+    })
+    .unwrap();
+    // _many has 70 targets, priorities 0..69 at ports 9001..9070 (dns-records.conf).
+    let SrvAnswer::Targets { targets, .. } = r.resolve("_many._tcp.example.test").await.unwrap()
+    else {
+        panic!("no targets")
+    };
+    let ports: Vec<u16> = targets.iter().map(|t| t.port).collect();
+    let want: Vec<u16> = (9001..=9064).collect();
+    assert_eq!(
+        ports, want,
+        "the 64 lowest priorities, in order; none beyond"
+    );
+    assert!(targets
+        .iter()
+        .all(|t| t.addrs == ["10.99.0.11".parse::<std::net::IpAddr>().unwrap()]));
+}
+
 #[test]
 fn mdns_all_enumerates_types_that_are_not_browsed_by_default() {
     if !ready("mdns_all_enumerates_types_that_are_not_browsed_by_default") {
