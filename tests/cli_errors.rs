@@ -207,6 +207,8 @@ fn the_test_guard_refuses_anything_that_could_leave_loopback() {
             "_mcp._tcp.example.test",
             "--dns-server",
             "127.0.0.53:5353",
+            "--scope",
+            "127.0.0.0/8",
         ],
         &[
             "probe",
@@ -244,6 +246,22 @@ fn the_test_guard_refuses_anything_that_could_leave_loopback() {
         &["scan", "--mdns-all"],
         &["watch", "--mdns"],
         &["scan", "--srv", "_mcp._tcp.example.test"],
+        &[
+            "scan",
+            "--srv",
+            "_mcp._tcp.example.test",
+            "--dns-server",
+            "127.0.0.53:5353",
+        ],
+        &[
+            "scan",
+            "--srv",
+            "_mcp._tcp.example.test",
+            "--dns-server",
+            "127.0.0.53",
+            "--scope",
+            "10.99.0.0/24",
+        ],
         &[
             "scan",
             "--srv",

@@ -134,7 +134,7 @@ fn piped(mut cmd: Command) -> Command {
 /// malformed token that a regression let through might be resolved as a hostname. Targets in
 /// a readable `@FILE` are checked the same way; `--exclude` values too (a hostname there is
 /// resolved). Options that reach the network by themselves (`--local`, `--mdns`, `--mdns-all`,
-/// `--srv` without a loopback `--dns-server`) are refused outright.
+/// `--srv` without a loopback `--dns-server` and a loopback `--scope`) are refused outright.
 pub fn off_loopback(args: &[&str]) -> Option<String> {
     // Options that take a value and name no place on the network.
     const VALUE: &[&str] = &[
@@ -162,7 +162,6 @@ pub fn off_loopback(args: &[&str]) -> Option<String> {
         "--interface",
         "--dns-timeout",
         "--dns-concurrency",
-        "--scope",
         "--threads",
         "--seed",
         "--interval",
@@ -180,7 +179,7 @@ pub fn off_loopback(args: &[&str]) -> Option<String> {
             Some(_) => {}
         }
     };
-    let (mut srv, mut dns_server) = (false, None::<String>);
+    let (mut srv, mut dns_server, mut scoped) = (false, None::<String>, false);
     let mut positional_only = false;
     while let Some(a) = it.next() {
         if positional_only || !a.starts_with('-') || a == "-" {
@@ -217,6 +216,20 @@ pub fn off_loopback(args: &[&str]) -> Option<String> {
                 value();
             }
             "--dns-server" => dns_server = value(),
+            // The wall for announced addresses: SRV answers name addresses that are then
+            // contacted when inside it, so outside a namespace it must be loopback only.
+            "--scope" => {
+                scoped = true;
+                for t in value()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                {
+                    if let Some(why) = target_off_loopback("scan", t) {
+                        return Some(format!("--scope: {why}"));
+                    }
+                }
+            }
             "--exclude" => {
                 for t in value()
                     .unwrap_or_default()
@@ -242,6 +255,12 @@ pub fn off_loopback(args: &[&str]) -> Option<String> {
                 return Some(format!("--dns-server {s} is not a loopback address"))
             }
             Some(_) => {}
+        }
+        if !scoped {
+            // The default SRV scope includes the machine's attached subnets.
+            return Some(
+                "--srv without a loopback --scope may contact the attached subnets".into(),
+            );
         }
     } else if let Some(s) = dns_server.filter(|s| !loopback_socket(s)) {
         return Some(format!("--dns-server {s} is not a loopback address"));
