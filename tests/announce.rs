@@ -509,36 +509,58 @@ fn mdns_instances_beyond_4096_are_counted_and_ignored() {
         Duration::from_secs(120),
     );
     // Nothing listens on 9999: --report all keeps the closed port's record, whose
-    // announced_as lists every instance that was tracked.
-    let out = net.scout(
-        "scan",
-        &[
+    // announced_as lists every instance that was tracked. How many of the 5,000 the browser
+    // resolves within its wait depends on the machine's load (about 4,400 in 5 s idle, 3,300
+    // in 8 s beside the rest of the suite), so the wait grows over at most three runs until
+    // the cap is reached; each run must stay within it.
+    let mut tracked = 0;
+    for wait in ["8s", "16s", "30s"] {
+        let out = net.scout(
             "scan",
-            "--mdns",
-            "--mdns-wait",
-            "8s",
-            "--no-fingerprint",
-            "--report",
-            "all",
-            "-o",
-            "json",
-        ],
-        Duration::from_secs(60),
-    );
-    let err = stderr(&out);
-    let doc = json(&out);
-    let f = &doc["findings"].as_array().unwrap()[..];
-    assert_eq!(f.len(), 1, "one address and port: {}", doc["scan"]);
-    let names: std::collections::BTreeSet<&str> = f[0]["announced_as"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap())
-        .collect();
-    assert_eq!(names.len(), 4096, "exactly the cap is tracked: {err}");
-    assert!(names.iter().all(|n| n.starts_with("flood-")), "{names:?}");
-    assert!(
-        err.contains("instances ignored beyond the 4096 tracked"),
-        "the overflow is counted and said: {err}"
+            &[
+                "scan",
+                "--mdns",
+                "--mdns-wait",
+                wait,
+                "--no-fingerprint",
+                "--report",
+                "all",
+                "-o",
+                "json",
+            ],
+            Duration::from_secs(90),
+        );
+        let err = stderr(&out);
+        let doc = json(&out);
+        let f = &doc["findings"].as_array().unwrap()[..];
+        assert_eq!(f.len(), 1, "one address and port: {}", doc["scan"]);
+        let names: std::collections::BTreeSet<&str> = f[0]["announced_as"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| n.starts_with("flood-")), "{names:?}");
+        tracked = names.len();
+        assert!(
+            tracked <= 4096,
+            "{tracked} instances tracked, above the cap"
+        );
+        if tracked == 4096 {
+            assert!(
+                err.contains("instances ignored beyond the 4096 tracked"),
+                "the overflow is counted and said: {err}"
+            );
+            break;
+        }
+        assert!(
+            !err.contains("instances ignored"),
+            "{tracked} tracked, yet some ignored: {err}"
+        );
+        eprintln!("--mdns-wait {wait}: {tracked} instances resolved, waiting longer");
+    }
+    assert_eq!(
+        tracked, 4096,
+        "the cap was never reached: only {tracked} resolved"
     );
 }
