@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{require_peers, require_root, scout_in_ns, stderr, Publisher, Reaped, Testnet};
+use common::{require_peers, require_root, stderr, Publisher, Reaped, Testnet};
 use serde_json::Value;
 
 fn ready(test: &str) -> bool {
@@ -38,8 +38,8 @@ fn mdns_server_at_an_unusual_port_and_path_is_found_confirmed_and_merged() {
     );
 
     // mDNS alone: nothing swept, the announcement leads to a confirmed server.
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &["scan", "--mdns", "--mdns-wait", "2s", "-o", "json"],
         Duration::from_secs(30),
     );
@@ -67,14 +67,14 @@ fn mdns_server_at_an_unusual_port_and_path_is_found_confirmed_and_merged() {
             "-o",
             "json",
         ];
-        let out = scout_in_ns(&net.ns("scan"), &args, Duration::from_secs(30));
+        let out = net.scout("scan", &args, Duration::from_secs(30));
         let n = json(&out)["findings"].as_array().unwrap().len();
         assert_eq!(n, want, "--interface {iface}: {}", stderr(&out));
     }
 
     // Swept and announced: one server, one record, both origins.
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &[
             "scan",
             "10.99.0.11",
@@ -103,11 +103,8 @@ fn watch_reports_announcements_and_goodbyes() {
     let mut publisher = Publisher::start(&net.ns("h1"), "10.99.0.11");
     // Announced before watching starts, as a running service is.
     publisher.cmd("announce w1 _mcp._tcp.local. 10.99.0.11 9000 path=/mcp");
-    let mut watch = Command::new("ip")
-        .args(["netns", "exec", &net.ns("scan")])
-        .arg(common::bin())
-        .args(["watch", "--mdns"])
-        .stdout(Stdio::piped())
+    let mut watch = net
+        .scout_command("scan", &[], &["watch", "--mdns"])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -159,8 +156,8 @@ fn mdns_flood_and_malformed_packets_leave_the_scanner_working() {
     publisher.cmd("garbage 500 7");
     publisher.cmd("announce real1 _mcp._tcp.local. 10.99.0.11 8765 path=/mcp");
     let start = Instant::now();
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &["scan", "--mdns", "--mdns-wait", "3s", "-o", "json"],
         Duration::from_secs(60),
     );
@@ -218,10 +215,12 @@ fn srv_records_are_resolved_walled_and_reported_plainly() {
     for n in &names {
         args.extend(["--srv", n]);
     }
-    let out = scout_in_ns(&net.ns("scan"), &args, Duration::from_secs(30));
+    let out = net.scout("scan", &args, Duration::from_secs(30));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let doc = json(&out);
+    // The schema holds with announced origins and an out_of_scope entry too.
+    common::assert_document_schema(&doc);
     let f = &doc["findings"].as_array().unwrap()[..];
     let got: Vec<(String, u64)> = f
         .iter()
@@ -271,8 +270,8 @@ fn srv_records_are_resolved_walled_and_reported_plainly() {
     );
 
     // --scope narrows the wall: srv1 is then reported, not contacted.
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &[
             "scan",
             "--no-fingerprint",
@@ -307,8 +306,8 @@ fn a_dead_dns_server_times_out_with_a_clear_message() {
     // 10.99.1.0/24 is blackholed by the test router: the query is never answered.
     let net = Testnet::up(1, &[]);
     let start = Instant::now();
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &[
             "scan",
             "--srv",
@@ -433,6 +432,36 @@ async fn srv_targets_come_in_priority_then_weight_order_and_watch_reports_them()
     w.await.unwrap();
 }
 
+#[tokio::test]
+async fn srv_answers_are_capped_at_64_targets_in_priority_order() {
+    use mcp_scout::discover::dns_srv::{SrvAnswer, SrvOptions, SrvResolver, MAX_TARGETS};
+    if !ready("srv_answers_are_capped_at_64_targets_in_priority_order") {
+        return;
+    }
+    assert_eq!(MAX_TARGETS, 64, "the README's figure");
+    let port = 5800 + (std::process::id() % 500) as u16;
+    let _dns = LoopDns::up(&format!("lo{}cap", std::process::id()), "127.0.0.53", port);
+    let r = SrvResolver::new(SrvOptions {
+        server: Some(format!("127.0.0.53:{port}").parse().unwrap()),
+        ..SrvOptions::default()
+    })
+    .unwrap();
+    // _many has 70 targets, priorities 0..69 at ports 9001..9070 (dns-records.conf).
+    let SrvAnswer::Targets { targets, .. } = r.resolve("_many._tcp.example.test").await.unwrap()
+    else {
+        panic!("no targets")
+    };
+    let ports: Vec<u16> = targets.iter().map(|t| t.port).collect();
+    let want: Vec<u16> = (9001..=9064).collect();
+    assert_eq!(
+        ports, want,
+        "the 64 lowest priorities, in order; none beyond"
+    );
+    assert!(targets
+        .iter()
+        .all(|t| t.addrs == ["10.99.0.11".parse::<std::net::IpAddr>().unwrap()]));
+}
+
 #[test]
 fn mdns_all_enumerates_types_that_are_not_browsed_by_default() {
     if !ready("mdns_all_enumerates_types_that_are_not_browsed_by_default") {
@@ -442,8 +471,8 @@ fn mdns_all_enumerates_types_that_are_not_browsed_by_default() {
     let _srv = net.peer("h1", "py1-stateless-json", "10.99.0.11", 7444, None);
     let mut publisher = Publisher::start(&net.ns("h1"), "10.99.0.11");
     publisher.cmd("announce odd1 _agent._tcp.local. 10.99.0.11 7444 path=/mcp");
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &["scan", "--mdns", "--mdns-wait", "2s", "-o", "json"],
         Duration::from_secs(30),
     );
@@ -452,8 +481,8 @@ fn mdns_all_enumerates_types_that_are_not_browsed_by_default() {
         0,
         "not a default type"
     );
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &["scan", "--mdns-all", "--mdns-wait", "4s", "-o", "json"],
         Duration::from_secs(30),
     );
@@ -465,4 +494,73 @@ fn mdns_all_enumerates_types_that_are_not_browsed_by_default() {
         serde_json::json!(["odd1._agent._tcp.local."])
     );
     assert_eq!(f[0]["kind"], "mcp");
+}
+
+#[test]
+fn mdns_instances_beyond_4096_are_counted_and_ignored() {
+    if !ready("mdns_instances_beyond_4096_are_counted_and_ignored") {
+        return;
+    }
+    let net = Testnet::up(1, &[]);
+    let mut publisher = Publisher::start(&net.ns("h1"), "10.99.0.11");
+    // 5,000 instances, all at one address and port (about 3 s to register).
+    publisher.cmd_within(
+        "flood 5000 _mcp._tcp.local. 10.99.0.11 9999",
+        Duration::from_secs(120),
+    );
+    // Nothing listens on 9999: --report all keeps the closed port's record, whose
+    // announced_as lists every instance that was tracked. How many of the 5,000 the browser
+    // resolves within its wait depends on the machine's load (about 4,400 in 5 s idle, 3,300
+    // in 8 s beside the rest of the suite), so the wait grows over at most three runs until
+    // the cap is reached; each run must stay within it.
+    let mut tracked = 0;
+    for wait in ["8s", "16s", "30s"] {
+        let out = net.scout(
+            "scan",
+            &[
+                "scan",
+                "--mdns",
+                "--mdns-wait",
+                wait,
+                "--no-fingerprint",
+                "--report",
+                "all",
+                "-o",
+                "json",
+            ],
+            Duration::from_secs(90),
+        );
+        let err = stderr(&out);
+        let doc = json(&out);
+        let f = &doc["findings"].as_array().unwrap()[..];
+        assert_eq!(f.len(), 1, "one address and port: {}", doc["scan"]);
+        let names: std::collections::BTreeSet<&str> = f[0]["announced_as"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| n.starts_with("flood-")), "{names:?}");
+        tracked = names.len();
+        assert!(
+            tracked <= 4096,
+            "{tracked} instances tracked, above the cap"
+        );
+        if tracked == 4096 {
+            assert!(
+                err.contains("instances ignored beyond the 4096 tracked"),
+                "the overflow is counted and said: {err}"
+            );
+            break;
+        }
+        assert!(
+            !err.contains("instances ignored"),
+            "{tracked} tracked, yet some ignored: {err}"
+        );
+        eprintln!("--mdns-wait {wait}: {tracked} instances resolved, waiting longer");
+    }
+    assert_eq!(
+        tracked, 4096,
+        "the cap was never reached: only {tracked} resolved"
+    );
 }

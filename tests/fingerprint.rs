@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{require_peers, scout, start_peers, stderr, stdout};
+use common::{assert_document_schema, require_peers, scout, start_peers, stderr, stdout};
 use serde_json::Value;
 
 fn by_ip(doc: &Value) -> HashMap<String, Value> {
@@ -81,6 +81,8 @@ fn corpus_is_classified_right_with_zero_false_positives() {
     let out = scout(&["scan", "127.91.0.1-25", "-p", "8000", "--all", "-o", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Every documented key in every record, with auth, http, tls, tools and health filled in.
+    assert_document_schema(&doc);
     let f = by_ip(&doc);
     assert_eq!(f.len(), specs.len(), "one record per peer: {:?}", f.keys());
 
@@ -195,6 +197,7 @@ fn scan_lists_only_mcp_servers_unless_all_and_ports_only_without_fingerprinting(
         ("plain-http", "127.91.1.2", 8000),
     ]);
     let out = scout(&["scan", "127.91.1.1-2", "-p", "8000", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["findings"].as_array().unwrap().len(), 1, "{doc}");
     assert_eq!(doc["findings"][0]["kind"], "mcp");
@@ -208,6 +211,7 @@ fn scan_lists_only_mcp_servers_unless_all_and_ports_only_without_fingerprinting(
         "-o",
         "json",
     ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let kinds: Vec<&str> = doc["findings"]
         .as_array()
@@ -216,11 +220,47 @@ fn scan_lists_only_mcp_servers_unless_all_and_ports_only_without_fingerprinting(
         .map(|f| f["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["open", "open"]);
-    // The table lists MCP servers first.
-    let out = scout(&["scan", "127.91.1.1-2", "-p", "8000", "--all"]);
+    // The table lists MCP servers first, and with --all the other HTTP service too: find each
+    // row by its KIND cell and endpoint, not by a substring that another cell also contains
+    // ("streamable-http ").
+    let row = |text: &str, kind: &str, ip: &str| {
+        text.lines().position(|l| {
+            let mut cells = l.split_whitespace();
+            cells.next() == Some(kind) && cells.next().is_some_and(|e| e.contains(ip))
+        })
+    };
+    let out = scout(&["scan", "127.91.1.1-2", "-p", "8000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    let (mcp_at, http_at) = (text.find("mcp ").unwrap(), text.find("http ").unwrap());
+    assert!(row(&text, "mcp", "127.91.1.1").is_some(), "{text}");
+    assert_eq!(
+        row(&text, "http", "127.91.1.2"),
+        None,
+        "listed without --all: {text}"
+    );
+    let out = scout(&["scan", "127.91.1.1-2", "-p", "8000", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mcp_at = row(&text, "mcp", "127.91.1.1").unwrap_or_else(|| panic!("no MCP row: {text}"));
+    let http_at = row(&text, "http", "127.91.1.2").unwrap_or_else(|| panic!("no HTTP row: {text}"));
     assert!(mcp_at < http_at, "{text}");
+    // Only the plain web server: nothing MCP, so nothing is reported without --all (exit 1),
+    // and --all reports it (exit 0).
+    let out = scout(&["scan", "127.91.1.2", "-p", "8000"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        row(&stdout(&out), "http", "127.91.1.2"),
+        None,
+        "{}",
+        stdout(&out)
+    );
+    let out = scout(&["scan", "127.91.1.2", "-p", "8000", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        row(&stdout(&out), "http", "127.91.1.2").is_some(),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -319,4 +359,163 @@ fn hostile_servers_end_within_their_deadlines() {
         "{}",
         f["127.91.3.7"]
     );
+}
+
+#[test]
+fn csv_carries_tools_and_auth_required_with_fingerprinting_on() {
+    if !require_peers("csv_carries_tools_and_auth_required_with_fingerprinting_on") {
+        return;
+    }
+    let _peers = start_peers(&[
+        ("py1-stateless-json", "127.91.4.1", 8000),
+        ("py1-auth", "127.91.4.2", 8000),
+        ("plain-http", "127.91.4.3", 8000),
+    ]);
+    let out = scout(&["scan", "127.91.4.1-3", "-p", "8000", "--all", "-o", "csv"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut rdr = csv::Reader::from_reader(&out.stdout[..]);
+    let headers = rdr.headers().unwrap().clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name} column: {headers:?}"))
+    };
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3, "{}", stdout(&out));
+    let row = |ip: &str| {
+        rows.iter()
+            .find(|r| &r[col("ip")] == ip)
+            .unwrap_or_else(|| panic!("no row for {ip}: {}", stdout(&out)))
+    };
+    // (kind, tool_count, tools, auth_required) per server.
+    let cells = |ip: &str| {
+        let r = row(ip);
+        (
+            r[col("kind")].to_string(),
+            r[col("tool_count")].to_string(),
+            r[col("tools")].to_string(),
+            r[col("auth_required")].to_string(),
+        )
+    };
+    // The MCP server's tools, in the order it lists them, joined with ';'. No challenge was
+    // seen, so auth_required is empty (the table's AUTH column says "none").
+    assert_eq!(
+        cells("127.91.4.1"),
+        (
+            "mcp".into(),
+            "2".into(),
+            "get_forecast;add".into(),
+            String::new()
+        )
+    );
+    // The auth-protected one: a challenge, no tools listed without a token.
+    assert_eq!(
+        cells("127.91.4.2"),
+        (
+            "mcp-auth-required".into(),
+            "0".into(),
+            String::new(),
+            "true".into()
+        )
+    );
+    // The web server: fingerprinted (tool_count 0), nothing about auth.
+    assert_eq!(
+        cells("127.91.4.3"),
+        ("http".into(), "0".into(), String::new(), String::new())
+    );
+}
+
+#[test]
+fn off_host_endpoints_metadata_and_redirects_are_reported_never_contacted() {
+    if !require_peers("off_host_endpoints_metadata_and_redirects_are_reported_never_contacted") {
+        return;
+    }
+    // "Another host": a loopback address no peer uses, where a listener counts connections.
+    // If a regression followed a link, the packet would still stay on loopback.
+    let elsewhere = common::Listener::bind("127.0.0.99:0");
+    let target = elsewhere.addr.to_string();
+    let extra: &[&str] = &["--elsewhere", &target];
+    let _peers = common::start_peers_with(&[
+        ("offhost-sse", "127.91.5.1", 8000, extra),
+        ("offhost-metadata", "127.91.5.2", 8000, extra),
+        ("offhost-redirect", "127.91.5.3", 8000, extra),
+    ]);
+    let out = scout(&["scan", "127.91.5.1-3", "-p", "8000", "--all", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = by_ip(&doc);
+    let evidence = |ip: &str| f[ip]["evidence"].to_string();
+
+    // Reported: each link is in the record...
+    let sse = &f["127.91.5.1"];
+    assert_eq!(sse["kind"], "mcp-likely", "{sse}");
+    let endpoint = format!("endpoint event points off-host (http://{target}/messages/?session_id=offhost); not contacted");
+    assert!(evidence("127.91.5.1").contains(&endpoint), "{sse}");
+    let meta = &f["127.91.5.2"];
+    let meta_url = format!("http://{target}/.well-known/oauth-protected-resource/mcp");
+    assert_eq!(meta["auth"]["required"], true, "{meta}");
+    assert_eq!(
+        meta["auth"]["resource_metadata"],
+        meta_url.as_str(),
+        "{meta}"
+    );
+    assert!(
+        evidence("127.91.5.2")
+            .contains(&format!("metadata at {meta_url} is off-host, not fetched")),
+        "{meta}"
+    );
+    assert!(
+        evidence("127.91.5.3").contains(&format!(
+            "redirect to http://{target}/mcp not followed: outside the probed host or path"
+        )),
+        "{}",
+        f["127.91.5.3"]
+    );
+    // ...and never contacted.
+    assert!(
+        elsewhere
+            .accepted
+            .recv_timeout(Duration::from_millis(300))
+            .is_err(),
+        "the scanner connected to the off-host address {target}"
+    );
+}
+
+#[test]
+fn redirects_are_followed_at_most_three_times() {
+    if !require_peers("redirects_are_followed_at_most_three_times") {
+        return;
+    }
+    // /mcp -> /mcp/r1 -> /mcp/r2 -> ... without end, same host and first path segment.
+    let _peers = start_peers(&[("redirect-chain", "127.91.5.4", 8000)]);
+    let out = scout(&["probe", "http://127.91.5.4:8000/mcp", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "not MCP: {}", stderr(&out));
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        rec["evidence"]
+            .to_string()
+            .contains("/mcp: more than 3 redirects"),
+        "{rec}"
+    );
+    // What the chain served, asked over loopback after the probe.
+    let hits: Vec<String> = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.91.5.4:8000").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /__hits HTTP/1.1\r\nHost: 127.91.5.4:8000\r\n\r\n")
+            .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {raw}"))
+    };
+    let depth = |h: &String| {
+        h.rsplit_once("/r")
+            .and_then(|(_, k)| k.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    // Three redirects followed (r1, r2, r3 requested), never a fourth.
+    assert!(hits.iter().any(|h| h == "POST /mcp/r3"), "{hits:?}");
+    assert_eq!(hits.iter().map(depth).max(), Some(3), "{hits:?}");
 }

@@ -8,7 +8,7 @@
 mod common;
 use std::time::Duration;
 
-use common::{ndjson_states, require_root, scout_in_ns, stderr, Testnet};
+use common::{ndjson_states, require_root, stderr, Testnet};
 
 #[test]
 fn lan_classifies_open_closed_filtered_and_unreachable() {
@@ -20,8 +20,8 @@ fn lan_classifies_open_closed_filtered_and_unreachable() {
     let _h2 = net.listen("h2", "10.99.0.12", &[8080]);
     // A fixed 5 s deadline outlasts the ~3 s ARP failure, so the dead address is reported
     // unreachable; the blackholed one never answers and is filtered.
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &[
             "scan",
             "--no-fingerprint",
@@ -75,8 +75,8 @@ fn icmp_discovery_in_a_namespace_skips_dead_hosts() {
     let net = Testnet::up(2, &[]);
     let _h1 = net.listen("h1", "10.99.0.11", &[8000]);
     let _h2 = net.listen("h2", "10.99.0.12", &[3000]);
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &[
             "scan",
             "--no-fingerprint",
@@ -127,19 +127,16 @@ fn without_icmp_permission_it_warns_once_and_sweeps_by_tcp() {
     let _h1 = net.listen("h1", "10.99.0.11", &[8000]);
     // As nobody, with ping_group_range "1 0" in the namespace: no raw, no datagram ICMP.
     let out = common::wait_with_deadline(
-        std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &net.ns("scan"),
+        net.scout_command(
+            "scan",
+            &[
                 "setpriv",
                 "--reuid=65534",
                 "--regid=65534",
                 "--clear-groups",
                 "--",
-            ])
-            .arg(common::bin())
-            .args([
+            ],
+            &[
                 "scan",
                 "--no-fingerprint",
                 "10.99.0.10-12",
@@ -147,11 +144,10 @@ fn without_icmp_permission_it_warns_once_and_sweeps_by_tcp() {
                 "8000",
                 "-o",
                 "ndjson",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
+            ],
+        )
+        .spawn()
+        .unwrap(),
         Duration::from_secs(30),
     );
     let err = stderr(&out);
@@ -172,8 +168,8 @@ fn local_sweeps_the_attached_subnet() {
     }
     let net = Testnet::up(1, &[]);
     let _h1 = net.listen("h1", "10.99.0.11", &[8811]);
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &[
             "scan",
             "--no-fingerprint",
@@ -200,8 +196,8 @@ fn unresolvable_hostname_is_a_warning_and_the_scan_goes_on() {
     // Inside the scanner namespace no resolver is reachable, so the lookup fails locally.
     let net = Testnet::up(1, &[]);
     let _h1 = net.listen("h1", "10.99.0.11", &[8000]);
-    let out = scout_in_ns(
-        &net.ns("scan"),
+    let out = net.scout(
+        "scan",
         &[
             "scan",
             "--no-fingerprint",
@@ -247,19 +243,98 @@ fn lossy_lan_default_settings_find_every_open_port_from_a_cold_start() {
             .status()
             .unwrap();
         assert!(flush.success());
-        let out = scout_in_ns(
-            &net.ns("scan"),
+        let out = net.scout(
+            "scan",
             &["scan", "--no-fingerprint", "10.99.0.0/24", "-o", "json"],
             Duration::from_secs(60),
         );
         assert_eq!(out.status.code(), Some(0), "run {run}: {}", stderr(&out));
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // Up: router .1, scanner .2, h1-h3.
         assert_eq!(doc["scan"]["hosts_up"], 5, "run {run}: {}", doc["scan"]);
-        assert_eq!(
-            doc["findings"].as_array().unwrap().len(),
-            9,
-            "run {run}: {}",
-            doc["scan"]
-        );
+        let mut found: Vec<(String, u64, String)> = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["ip"].as_str().unwrap().to_string(),
+                    f["port"].as_u64().unwrap(),
+                    f["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        found.sort();
+        let want: Vec<(String, u64, String)> = (1..=3)
+            .flat_map(|h| {
+                [3000, 8000, 8811].map(|p| (format!("10.99.0.1{h}"), p, "open".to_string()))
+            })
+            .collect();
+        assert_eq!(found, want, "run {run}: {}", doc["scan"]);
+        assert_eq!(doc["scan"]["open"], 9, "run {run}: {}", doc["scan"]);
     }
+}
+
+#[test]
+fn when_no_host_answers_icmp_it_warns_and_sweeps_every_host() {
+    if !require_root("when_no_host_answers_icmp_it_warns_and_sweeps_every_host") {
+        return;
+    }
+    let net = Testnet::up(2, &[]);
+    let _h1 = net.listen("h1", "10.99.0.11", &[8000]);
+    let _h2 = net.listen("h2", "10.99.0.12", &[3000]);
+    // Both hosts ignore echo requests (per namespace), as a filtering firewall would.
+    for h in ["h1", "h2"] {
+        let st = std::process::Command::new("ip")
+            .args(["netns", "exec", &net.ns(h), "sh", "-c"])
+            .arg("echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all")
+            .status()
+            .unwrap();
+        assert!(st.success(), "icmp_echo_ignore_all in {h}");
+    }
+    let out = net.scout(
+        "scan",
+        &[
+            "scan",
+            "--no-fingerprint",
+            "10.99.0.11-12",
+            "-p",
+            "3000,8000",
+            "-o",
+            "json",
+        ],
+        Duration::from_secs(30),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        err.matches("no host answered ICMP echo (2 pinged); sweeping every host")
+            .count(),
+        1,
+        "{err}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &doc["scan"];
+    assert_eq!(s["probes_done"], 4, "{s}");
+    assert_eq!(s["skipped_host_down"], 0, "every host swept: {s}");
+    assert_eq!(s["hosts_up"], serde_json::Value::Null, "{s}");
+    let mut found: Vec<(String, u64)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["ip"].as_str().unwrap().to_string(),
+                f["port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("10.99.0.11".to_string(), 8000),
+            ("10.99.0.12".to_string(), 3000)
+        ]
+    );
 }

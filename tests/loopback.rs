@@ -2,10 +2,12 @@
 //! format read back by a real parser, exit codes, Ctrl-C and descriptor exhaustion.
 
 mod common;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{ndjson_states, scout, stderr, stdout, wait_with_deadline, Listener};
+use common::{
+    assert_document_schema, assert_record_schema, ndjson_states, scout, scout_command, stderr,
+    stdout, wait_with_deadline, Listener,
+};
 
 /// A port on which nothing listens at `ip` (bound once, then released).
 fn closed_port(ip: &str) -> u16 {
@@ -78,6 +80,8 @@ fn json_document_has_summary_and_documented_record_fields() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    // Every documented key, exactly, also where nothing is known.
+    assert_document_schema(&doc);
     assert_eq!(doc["scan"]["probes_total"], 4);
     assert_eq!(doc["scan"]["probes_done"], 4);
     assert_eq!(doc["scan"]["open"], 1);
@@ -96,6 +100,31 @@ fn json_document_has_summary_and_documented_record_fields() {
         seen.len() == 24 && seen.ends_with('Z') && &seen[10..11] == "T",
         "{seen}"
     );
+
+    // The same schema in every format that carries records: NDJSON, with closed ports too...
+    let out = scout(&[
+        "scan",
+        "--no-fingerprint",
+        "127.88.3.0/30",
+        "-p",
+        &p,
+        "--report",
+        "all",
+        "-o",
+        "ndjson",
+    ]);
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    lines.iter().for_each(assert_record_schema);
+    // ...and probe -o json, fingerprinting on (a port that closes at once is not HTTP).
+    let out = scout(&["probe", &format!("127.88.3.1:{p}"), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_record_schema(&rec);
+    assert_eq!(rec["kind"], "open", "{rec}");
 }
 
 #[test]
@@ -238,27 +267,28 @@ fn default_scan_is_localhost_on_the_mcp_ports() {
     );
 }
 
-#[test]
-fn ctrl_c_stops_and_still_prints_what_was_found() {
+/// Start a paced scan of `ip` that would take ~14 s, wait until one of three listeners
+/// is probed, and send `signal`; return what the scan printed (at most 10 s later).
+fn interrupted_scan(ip: &str, signal: libc::c_int) -> std::process::Output {
     // Three listeners among ~28k paced probes: the scan would take ~14 s; it is interrupted
     // as soon as the first listener sees a probe.
-    let ls: Vec<Listener> = (0..3).map(|_| Listener::bind("127.88.7.1:0")).collect();
-    let child = Command::new(common::bin())
-        .args([
+    let ls: Vec<Listener> = (0..3).map(|_| Listener::bind(&format!("{ip}:0"))).collect();
+    let child = scout_command(
+        &[],
+        &[
             "scan",
             "--no-fingerprint",
-            "127.88.7.1",
+            ip,
             "-p",
             "32768-60999",
             "--rate",
             "2000",
             "-o",
             "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .spawn()
+    .unwrap();
     let pid = child.id() as i32;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     'wait: loop {
@@ -273,8 +303,102 @@ fn ctrl_c_stops_and_still_prints_what_was_found() {
         );
     }
     // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, signal) };
+    wait_with_deadline(child, Duration::from_secs(10))
+}
+
+#[test]
+fn sigterm_stops_the_scan_and_still_prints_what_was_found() {
+    let out = interrupted_scan("127.88.7.2", libc::SIGTERM);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON after SIGTERM");
+    assert_eq!(doc["scan"]["interrupted"], true);
+    assert!(doc["scan"]["probes_done"].as_u64() < doc["scan"]["probes_total"].as_u64());
+    assert!(!doc["findings"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_second_ctrl_c_quits_at_once_when_finishing_up_is_stuck() {
+    use std::os::fd::AsRawFd;
+    // Every port of one address reported: far more output than a pipe holds. Nobody reads
+    // stdout, so the writer blocks on the full pipe and the first Ctrl-C's "finish up and
+    // print" cannot complete: exactly when a user presses Ctrl-C again.
+    let mut child = scout_command(
+        &[],
+        &[
+            "scan",
+            "--no-fingerprint",
+            "127.88.9.1",
+            "-p",
+            "1-65535",
+            "--report",
+            "all",
+            "-o",
+            "ndjson",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let pid = child.id() as i32;
+    let fd = child.stdout.as_ref().unwrap().as_raw_fd();
+    let queued = || {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD on a pipe we own writes one c_int.
+        unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+        n
+    };
+    // Wait (bounded) until the pipe is full and stays full: the writer is blocked.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut last = -1;
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let n = queued();
+        if n >= 32 * 1024 && n == last {
+            break;
+        }
+        last = n;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scan never filled its stdout pipe ({n} bytes queued)"
+        );
+    }
+    let started = std::time::Instant::now();
+    // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGINT) };
-    let out = wait_with_deadline(child, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first Ctrl-C should finish up (and block on the full pipe), not exit"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let signalled = std::time::Instant::now();
+    // Still nobody reads stdout: the exit must not depend on it.
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if signalled.elapsed() > Duration::from_secs(2) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a second Ctrl-C did not quit within 2 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("again to quit at once"), "{err}");
+    eprintln!(
+        "second Ctrl-C: exited {:?} after it ({:?} after the first)",
+        signalled.elapsed(),
+        started.elapsed()
+    );
+}
+
+#[test]
+fn ctrl_c_stops_and_still_prints_what_was_found() {
+    let out = interrupted_scan("127.88.7.1", libc::SIGINT);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON after Ctrl-C");
     assert_eq!(doc["scan"]["interrupted"], true);
@@ -286,10 +410,9 @@ fn ctrl_c_stops_and_still_prints_what_was_found() {
 #[test]
 fn running_out_of_descriptors_slows_down_but_loses_no_probe() {
     let ls: Vec<Listener> = (0..5).map(|_| Listener::bind("127.88.8.1:0")).collect();
-    let child = Command::new("prlimit")
-        .args(["--nofile=40:40", "--"])
-        .arg(common::bin())
-        .args([
+    let child = scout_command(
+        &["prlimit", "--nofile=40:40", "--"],
+        &[
             "scan",
             "--no-fingerprint",
             "127.88.8.1",
@@ -299,11 +422,10 @@ fn running_out_of_descriptors_slows_down_but_loses_no_probe() {
             "2000",
             "-o",
             "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .spawn()
+    .unwrap();
     let out = wait_with_deadline(child, Duration::from_secs(120));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");

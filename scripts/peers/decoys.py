@@ -25,6 +25,18 @@ Hostile (the scanner must end each within its own deadline):
   redirect-loop     302 to the same path with a trailing "/" toggled: /mcp -> /mcp/ -> /mcp -> ...;
                     / <-> /index
   tls-stall         accepts TCP, reads the ClientHello, never answers
+Off-host links (--elsewhere HOST:PORT names the other host; the scanner must report the link
+and never connect there):
+  offhost-sse       GET any path -> 200 text/event-stream whose first event is
+                    `event: endpoint` with `data: http://ELSEWHERE/messages/?session_id=offhost`
+                    (then the stream stays open, bounded); other methods 405
+  offhost-metadata  every request -> 401 with `WWW-Authenticate: Bearer
+                    resource_metadata="http://ELSEWHERE/.well-known/oauth-protected-resource/mcp"`
+  offhost-redirect  every request -> 302 to http://ELSEWHERE<same path>
+Redirect chain:
+  redirect-chain    every request to P -> 302 to P/r1, P/rK -> P/r(K+1), without end (same
+                    host, same first path segment); GET /__hits answers the JSON list of
+                    "METHOD PATH" it has served (itself excluded), for the test to count hops
 
 Every HTTP answer closes the connection (`Connection: close`). "Forever" is bounded: a
 connection is closed after MAX_CONN_SECONDS (10 min) or MAX_STREAM_BYTES (16 GiB), request
@@ -51,6 +63,7 @@ NAMES = [
     "plain-http", "jsonrpc", "endless-sse", "all-405", "tls", "banner",
     "trickle-headers", "endless-sse-body", "huge-body", "bad-utf8", "bad-json", "deep-json",
     "redirect-loop", "tls-stall",
+    "offhost-sse", "offhost-metadata", "offhost-redirect", "redirect-chain",
 ]
 MAX_CONN_SECONDS = 600
 MAX_STREAM_BYTES = 16 << 30
@@ -63,7 +76,8 @@ TLS_NOT_AFTER = "20300101000000Z"
 TLS_CN = "decoy.test"
 
 REASONS = {
-    200: "OK", 302: "Found", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+    200: "OK", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+    405: "Method Not Allowed",
 }
 
 HOME_HTML = (
@@ -256,6 +270,52 @@ async def h_redirect_loop(req: Request, w: asyncio.StreamWriter) -> None:
         nxt = p[:-1] if p.endswith("/") else p + "/"
     w.write(response(302, [("Location", nxt), ("Content-Type", "text/html")], status_page(302)))
 
+ELSEWHERE = ""  # --elsewhere HOST:PORT, for the offhost-* decoys
+HITS: list[str] = []  # what redirect-chain served
+MAX_HITS = 10_000
+
+
+async def h_offhost_sse(req: Request, w: asyncio.StreamWriter) -> None:
+    if req.method != "GET":
+        w.write(response(405, [("Content-Type", "text/plain")], b"Method Not Allowed\n"))
+        return
+    w.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+        b"Connection: close\r\n\r\n"
+        + f"event: endpoint\ndata: http://{ELSEWHERE}/messages/?session_id=offhost\n\n".encode()
+    )
+    await w.drain()
+    await asyncio.sleep(30)  # like a real stream, it stays open; the scanner's caps end it
+
+
+async def h_offhost_metadata(req: Request, w: asyncio.StreamWriter) -> None:
+    meta = f"http://{ELSEWHERE}/.well-known/oauth-protected-resource/mcp"
+    hdrs = [
+        ("Content-Type", "application/json"),
+        ("WWW-Authenticate", f'Bearer error="invalid_token", error_description="Authentication required", resource_metadata="{meta}"'),
+    ]
+    w.write(response(401, hdrs, b'{"error": "invalid_token", "error_description": "Authentication required"}'))
+
+
+async def h_offhost_redirect(req: Request, w: asyncio.StreamWriter) -> None:
+    w.write(response(302, [("Location", f"http://{ELSEWHERE}{req.path}"), ("Content-Type", "text/html")], status_page(302)))
+
+
+async def h_redirect_chain(req: Request, w: asyncio.StreamWriter) -> None:
+    p = req.path
+    if req.method == "GET" and p == "/__hits":
+        w.write(response(200, [("Content-Type", "application/json")], json.dumps(HITS).encode()))
+        return
+    if len(HITS) < MAX_HITS:
+        HITS.append(f"{req.method} {p}")
+    head, _, last = p.rpartition("/r")
+    if head and last.isdigit():
+        nxt = f"{head}/r{int(last) + 1}"
+    else:
+        nxt = p.rstrip("/") + "/r1"
+    w.write(response(302, [("Location", nxt), ("Content-Type", "text/html")], status_page(302)))
+
+
 HTTP_HANDLERS = {
     "plain-http": h_plain_http,
     "tls": h_plain_http,
@@ -269,6 +329,10 @@ HTTP_HANDLERS = {
     "bad-json": h_bad_json,
     "deep-json": h_deep_json,
     "redirect-loop": h_redirect_loop,
+    "offhost-sse": h_offhost_sse,
+    "offhost-metadata": h_offhost_metadata,
+    "offhost-redirect": h_offhost_redirect,
+    "redirect-chain": h_redirect_chain,
 }
 
 
@@ -336,8 +400,14 @@ async def main() -> None:
     ap.add_argument("--host", required=True)
     ap.add_argument("--port", required=True, type=int)
     ap.add_argument("--path", default=None, help="ignored (accepted for run.sh symmetry)")
+    ap.add_argument("--elsewhere", default=None, metavar="HOST:PORT", help="the other host of the offhost-* decoys")
     args = ap.parse_args()
     _peerlib.check_loopback(args.host)
+    global ELSEWHERE
+    if args.name.startswith("offhost-"):
+        if not args.elsewhere:
+            ap.error(f"{args.name} needs --elsewhere HOST:PORT")
+        ELSEWHERE = args.elsewhere
 
     ctx = make_tls_context() if args.name == "tls" else None
     handler = HTTP_HANDLERS.get(args.name)

@@ -28,6 +28,8 @@
 #   plain-http jsonrpc endless-sse all-405 tls banner
 # Hostile (must be ended within the scanner's deadline):
 #   trickle-headers endless-sse-body huge-body bad-utf8 bad-json deep-json redirect-loop tls-stall
+# Off-host links (reported, never followed; add --elsewhere HOST:PORT) and a redirect chain:
+#   offhost-sse offhost-metadata offhost-redirect redirect-chain
 # See decoys.py for what each decoy answers.
 set -euo pipefail
 
@@ -69,7 +71,8 @@ ts-streamable | ts-sse)
 	exec node "$here/ts_server.mjs" --mode "${name#ts-}" "$@"
 	;;
 plain-http | jsonrpc | endless-sse | all-405 | tls | banner | trickle-headers | endless-sse-body | \
-	huge-body | bad-utf8 | bad-json | deep-json | redirect-loop | tls-stall)
+	huge-body | bad-utf8 | bad-json | deep-json | redirect-loop | tls-stall | \
+	offhost-sse | offhost-metadata | offhost-redirect | redirect-chain)
 	# Any python >= 3.11 does; skip slow wrapper shims (pyenv) when a direct interpreter exists.
 	py=python3
 	for cand in "$peers/py1/bin/python" /usr/bin/python3; do

@@ -641,19 +641,113 @@ mod tests {
         );
     }
 
-    #[test]
-    fn every_capture_classifies_without_panicking() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wire");
-        let mut n = 0;
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let p = entry.unwrap().path();
-            if p.extension().is_none_or(|e| e != "http") {
-                continue;
+    /// The request behind each capture (`requests.tsv`): which reply the classifier expects.
+    fn expectations() -> std::collections::BTreeMap<String, Expect> {
+        let tsv = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/wire/requests.tsv"),
+        )
+        .unwrap();
+        tsv.lines()
+            .skip(1)
+            .map(|l| {
+                let cols: Vec<&str> = l.split('\t').collect();
+                let body = cols.get(4).copied().unwrap_or("");
+                let method = serde_json::from_str::<Value>(body)
+                    .ok()
+                    .and_then(|v| v["method"].as_str().map(str::to_string));
+                let expect = match method.as_deref() {
+                    Some("server/discover") => Expect::Discover,
+                    Some("tools/list") => Expect::Tools,
+                    Some("resources/list") => Expect::Resources,
+                    Some("prompts/list") => Expect::Prompts,
+                    // initialize, and what has no reply of its own (GET, DELETE, a
+                    // notification, a broken body): read as the probe's first POST would be.
+                    _ => Expect::Initialize,
+                };
+                (cols[0].to_string(), expect)
+            })
+            .collect()
+    }
+
+    /// One capture's verdict: `status reply signal`.
+    fn verdict(r: &RpcReply) -> String {
+        let reply = match &r.reply {
+            None => "none".to_string(),
+            Some(Reply::Initialize(i)) => format!("initialize:{}", i.protocol_version),
+            Some(Reply::Discover(d)) => format!("discover:{}", d.supported_versions.join("+")),
+            Some(Reply::Tools(t)) => format!("tools:{}", t.tools.len()),
+            Some(Reply::Listing { kind, count, .. }) => format!("{kind:?}:{count}").to_lowercase(),
+            Some(Reply::Error(e)) => format!("error:{}", e.code),
+            Some(Reply::OtherResult) => "other-result".to_string(),
+            Some(Reply::NotJsonRpc) => "not-jsonrpc".to_string(),
+            Some(Reply::Malformed(_)) => "malformed".to_string(),
+        };
+        let signal = match sdk_signal(r) {
+            None => "-",
+            Some(s) if s.starts_with("406 Not Acceptable") => "406-accept",
+            Some(s) if s.starts_with("421 Invalid Host") => "421-host",
+            Some(s) if s.starts_with("403 Invalid Host") => "403-host",
+            Some(s) if s.starts_with("400 with an MCP session/version error") => "400-session",
+            Some(s) if s.ends_with("error reply carrying Mcp-Session-Id") => "session-on-error",
+            Some(s) if s.starts_with("JSON-RPC error with id \"server-error\"") => {
+                "server-error-id"
             }
-            let r = parse(&std::fs::read(&p).unwrap(), Expect::Initialize);
-            let _ = sdk_signal(&r);
-            n += 1;
+            Some(s) => panic!("a new kind of SDK signal: {s}"),
+        };
+        format!("{} {reply} {signal}", r.status)
+    }
+
+    /// Every capture, classified against `tests/fixtures/wire/verdicts.tsv`: one row per file,
+    /// no file without a row, no row without a file, no empty capture.
+    #[test]
+    fn every_capture_has_its_expected_verdict() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wire");
+        let table = std::fs::read_to_string(dir.join("verdicts.tsv")).unwrap();
+        let want: std::collections::BTreeMap<&str, (&str, String)> = table
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .skip(1) // header
+            .map(|l| {
+                let cols: Vec<&str> = l.split('\t').collect();
+                assert_eq!(cols.len(), 5, "verdicts.tsv: {l:?}");
+                (cols[0], (cols[1], cols[2..].join(" ")))
+            })
+            .collect();
+        let expect = expectations();
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".http"))
+            .collect();
+        files.sort();
+        let mut wrong = Vec::new();
+        for f in &files {
+            let raw = std::fs::read(dir.join(f)).unwrap();
+            assert!(!raw.is_empty(), "{f} is empty: re-record it");
+            let e = *expect
+                .get(f)
+                .unwrap_or_else(|| panic!("{f} is not in requests.tsv"));
+            let Some((want_expect, want_verdict)) = want.get(f.as_str()) else {
+                panic!("{f} has no row in verdicts.tsv");
+            };
+            assert_eq!(format!("{e:?}"), *want_expect, "{f}: expect column");
+            let got = verdict(&parse(&raw, e));
+            if got != *want_verdict {
+                wrong.push(format!("{f}: want {want_verdict:?}, got {got:?}"));
+            }
         }
-        assert!(n > 100, "expected the full capture set, saw {n}");
+        assert!(
+            wrong.is_empty(),
+            "{} wrong verdicts:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+        let extra: Vec<&&str> = want
+            .keys()
+            .filter(|k| !files.iter().any(|f| f == **k))
+            .collect();
+        assert!(extra.is_empty(), "rows without a capture: {extra:?}");
+        assert_eq!(files.len(), 256, "the full capture set");
     }
 }

@@ -2,19 +2,28 @@
 //! listeners on loopback, and the namespace LAN from `scripts/testnet.sh`.
 //!
 //! Network safety: everything here targets 127.0.0.0/8 or addresses that exist only inside
-//! namespaces a test created itself.
+//! namespaces a test created itself. This module is the only place that spawns the binary,
+//! and it enforces that rule instead of trusting each test:
+//! - [`scout`] and [`scout_command`] run it in the machine's own namespace, and panic before
+//!   spawning when [`off_loopback`] finds an argument that could send a packet elsewhere (a
+//!   non-loopback or malformed target, a hostname, `--local`, `--mdns`, `--srv` without a
+//!   loopback `--dns-server`);
+//! - [`scout_isolated`] runs it in a fresh network namespace that has nothing but a loopback
+//!   interface (`unshare --net`), for arguments that must be refused before any packet;
+//! - [`Testnet::scout`] and [`Testnet::scout_command`] run it inside a namespace of a LAN
+//!   that this test process built.
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Path of the binary under test.
-pub fn bin() -> PathBuf {
+/// Path of the binary under test. Private: tests spawn it through the guarded helpers below.
+fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mcp-scout"))
 }
 
@@ -60,30 +69,285 @@ pub fn wait_with_deadline(mut child: Child, limit: Duration) -> Output {
     }
 }
 
-/// Run `mcp-scout` with `args` (at most 60 s).
+/// Run `mcp-scout` with `args` in the machine's own namespace (at most 60 s). Panics before
+/// spawning if `args` could reach beyond loopback (see [`off_loopback`]).
 pub fn scout(args: &[&str]) -> Output {
-    let child = Command::new(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mcp-scout");
+    let child = scout_command(&[], args).spawn().expect("spawn mcp-scout");
     wait_with_deadline(child, Duration::from_secs(60))
 }
 
-/// Run a command in a network namespace (at most `limit`).
-pub fn scout_in_ns(ns: &str, args: &[&str], limit: Duration) -> Output {
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+/// `wrapper... mcp-scout args` in the machine's own namespace (stdin null, stdout and stderr
+/// piped), for tests that signal or limit the process. `wrapper` is a command that execs its
+/// arguments, such as `prlimit --nofile=40 --`. Panics like [`scout`].
+pub fn scout_command(wrapper: &[&str], args: &[&str]) -> Command {
+    if let Some(why) = off_loopback(args) {
+        panic!(
+            "refusing to run mcp-scout {args:?} in the machine's own network namespace: {why}; \
+             use scout_isolated() or a Testnet namespace"
+        );
+    }
+    piped(wrapped(wrapper, args))
+}
+
+/// Run `mcp-scout` with `args` in a new network namespace that holds only a loopback
+/// interface, which is down (at most 60 s): nothing it sends can leave. For input that must be
+/// refused before any packet (malformed or non-loopback targets): if a regression let one
+/// through, the packets would have nowhere to go.
+pub fn scout_isolated(args: &[&str]) -> Output {
+    // Root may create a network namespace directly; anyone else needs a user namespace too.
+    let unshare: &[&str] = if is_root() {
+        &["unshare", "--net", "--"]
+    } else {
+        &["unshare", "--user", "--map-root-user", "--net", "--"]
+    };
+    let child = piped(wrapped(unshare, args))
         .spawn()
-        .expect("spawn ip netns exec");
-    wait_with_deadline(child, limit)
+        .expect("spawn unshare (util-linux)");
+    wait_with_deadline(child, Duration::from_secs(60))
+}
+
+fn wrapped(wrapper: &[&str], args: &[&str]) -> Command {
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(bin());
+            c
+        }
+        None => Command::new(bin()),
+    };
+    cmd.args(args);
+    cmd
+}
+
+fn piped(mut cmd: Command) -> Command {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Why running `mcp-scout args` in the machine's own namespace could send a packet somewhere
+/// other than loopback, or `None` when it cannot.
+///
+/// Deliberately stricter than the binary: a target passes only if it is a loopback literal
+/// (127.0.0.0/8 or ::1, as an address, a CIDR inside 127.0.0.0/8, a range or a URL), because a
+/// malformed token that a regression let through might be resolved as a hostname. Targets in
+/// a readable `@FILE` are checked the same way; `--exclude` values too (a hostname there is
+/// resolved). Options that reach the network by themselves (`--local`, `--mdns`, `--mdns-all`,
+/// `--srv` without a loopback `--dns-server` and a loopback `--scope`) are refused outright.
+pub fn off_loopback(args: &[&str]) -> Option<String> {
+    // Options that take a value and name no place on the network.
+    const VALUE: &[&str] = &[
+        "-p",
+        "--ports",
+        "-o",
+        "--output",
+        "--log-format",
+        "--max-targets",
+        "--concurrency",
+        "--rate",
+        "--timeout",
+        "--min-timeout",
+        "--retries",
+        "--max-retries",
+        "--report",
+        "--fingerprint-concurrency",
+        "--paths",
+        "--fingerprint-budget",
+        "--request-timeout",
+        "--max-body",
+        "--sse-max-bytes",
+        "--sse-max-time",
+        "--mdns-wait",
+        "--interface",
+        "--dns-timeout",
+        "--dns-concurrency",
+        "--threads",
+        "--seed",
+        "--interval",
+    ];
+    const NETWORK: &[&str] = &["--local", "--mdns", "--mdns-all"];
+    let mut it = args.iter().copied();
+    // Global options may come before the subcommand.
+    let command = loop {
+        match it.next() {
+            None => return None, // --help, --version: nothing is scanned
+            Some(a @ ("scan" | "probe" | "watch")) => break a,
+            Some("--log-format") => {
+                it.next();
+            }
+            Some(_) => {}
+        }
+    };
+    let (mut srv, mut dns_server, mut scoped) = (false, None::<String>, false);
+    let mut positional_only = false;
+    while let Some(a) = it.next() {
+        if positional_only || !a.starts_with('-') || a == "-" {
+            if let Some(why) = target_off_loopback(command, a) {
+                return Some(why);
+            }
+            continue;
+        }
+        if a == "--" {
+            positional_only = true;
+            continue;
+        }
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if a.starts_with("--") => (n, Some(v)),
+            // -p8000, -p-, -ojson
+            _ if !a.starts_with("--") && a.len() > 2 && matches!(&a[..2], "-p" | "-o") => {
+                (&a[..2], Some(&a[2..]))
+            }
+            _ => (a, None),
+        };
+        if NETWORK.contains(&name) {
+            return Some(format!(
+                "{name} reaches the machine's real network (mDNS multicast or attached subnets)"
+            ));
+        }
+        let mut value = || {
+            inline
+                .map(str::to_string)
+                .or_else(|| it.next().map(str::to_string))
+        };
+        match name {
+            "--srv" => {
+                srv = true;
+                value();
+            }
+            "--dns-server" => dns_server = value(),
+            // The wall for announced addresses: SRV answers name addresses that are then
+            // contacted when inside it, so outside a namespace it must be loopback only.
+            "--scope" => {
+                scoped = true;
+                for t in value()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                {
+                    if let Some(why) = target_off_loopback("scan", t) {
+                        return Some(format!("--scope: {why}"));
+                    }
+                }
+            }
+            "--exclude" => {
+                for t in value()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                {
+                    if let Some(why) = target_off_loopback("scan", t) {
+                        return Some(format!("--exclude: {why}"));
+                    }
+                }
+            }
+            n if VALUE.contains(&n) => {
+                value();
+            }
+            // A flag, or an unknown option: whatever follows is checked as a target.
+            _ => {}
+        }
+    }
+    if srv {
+        match dns_server.as_deref() {
+            None => return Some("--srv without --dns-server asks the system resolver".into()),
+            Some(s) if !loopback_socket(s) => {
+                return Some(format!("--dns-server {s} is not a loopback address"))
+            }
+            Some(_) => {}
+        }
+        if !scoped {
+            // The default SRV scope includes the machine's attached subnets.
+            return Some(
+                "--srv without a loopback --scope may contact the attached subnets".into(),
+            );
+        }
+    } else if let Some(s) = dns_server.filter(|s| !loopback_socket(s)) {
+        return Some(format!("--dns-server {s} is not a loopback address"));
+    }
+    None
+}
+
+/// Why one positional argument of `command` could reach beyond loopback.
+fn target_off_loopback(command: &str, token: &str) -> Option<String> {
+    let t = token.trim();
+    let ok = match command {
+        "probe" if t.contains("://") => url::Url::parse(t).ok().is_some_and(|u| match u.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            _ => false,
+        }),
+        "probe" => loopback_socket(t) || loopback_ip(t),
+        _ => {
+            if let Some(path) = t.strip_prefix('@') {
+                return match std::fs::read_to_string(path) {
+                    // Unreadable: the binary cannot read it either.
+                    Err(_) => None,
+                    Ok(text) => text
+                        .lines()
+                        .map(|l| l.split('#').next().unwrap_or(""))
+                        .flat_map(|l| l.split([' ', '\t', ',']))
+                        .filter(|w| !w.is_empty())
+                        .find_map(|w| target_off_loopback("scan", w))
+                        .map(|why| format!("{token}: {why}")),
+                };
+            }
+            loopback_target(t)
+        }
+    };
+    (!ok).then(|| {
+        format!(
+            "{token:?} is not a loopback literal (127.0.0.0/8 or ::1), so it might leave loopback"
+        )
+    })
+}
+
+/// An address, CIDR or range that lies wholly in loopback space. A CIDR passes when its
+/// address is loopback and its prefix is at least 8 (IPv4) or 128 (IPv6), even if the prefix
+/// is out of range: every network it could mean is loopback.
+fn loopback_target(t: &str) -> bool {
+    if let Some((ip, prefix)) = t.split_once('/') {
+        let Some(ip) = parse_ip(ip) else { return false };
+        let Ok(prefix) = prefix.parse::<u8>() else {
+            return false;
+        };
+        return ip.is_loopback() && prefix >= if ip.is_ipv4() { 8 } else { 128 };
+    }
+    if loopback_ip(t) {
+        return true;
+    }
+    let Some((start, end)) = t.split_once('-') else {
+        return false;
+    };
+    let Some(start) = parse_ip(start).filter(IpAddr::is_loopback) else {
+        return false;
+    };
+    match (start, parse_ip(end)) {
+        (_, Some(end)) => end.is_loopback(),
+        // A short end replaces the last octet: still inside 127.0.0.0/8.
+        (IpAddr::V4(_), None) => {
+            !end.is_empty() && end.len() <= 3 && end.bytes().all(|b| b.is_ascii_digit())
+        }
+        // ::1 with another last group is not loopback.
+        (IpAddr::V6(_), None) => u16::from_str_radix(end, 16) == Ok(1),
+    }
+}
+
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    let s = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
+    s.parse().ok()
+}
+
+fn loopback_ip(s: &str) -> bool {
+    parse_ip(s).is_some_and(|ip| ip.is_loopback())
+}
+
+/// `IP`, `IP:PORT` or `[IPv6]:PORT` on loopback.
+fn loopback_socket(s: &str) -> bool {
+    loopback_ip(s) || s.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_loopback())
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -140,18 +404,33 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Namespace tests need root. In CI (CI=true) missing root is a failure; elsewhere the test
-/// says so and returns.
+/// Whether a test that cannot run must fail rather than skip: under `scripts/test.sh` (which
+/// exports `MCP_SCOUT_REQUIRE_ALL=1`) and in CI (`CI` set).
+pub fn must_run_all() -> bool {
+    std::env::var_os("CI").is_some() || std::env::var("MCP_SCOUT_REQUIRE_ALL").as_deref() == Ok("1")
+}
+
+/// Namespace tests need root. Under [`must_run_all`] missing root is a failure; elsewhere
+/// (a bare `cargo test` as a user) the test says so on stderr and returns.
 pub fn require_root(test: &str) -> bool {
     if is_root() {
         return true;
     }
-    assert!(std::env::var("CI").is_err(), "{test} needs root in CI");
+    assert!(
+        !must_run_all(),
+        "{test} needs root (network namespaces); MCP_SCOUT_REQUIRE_ALL or CI forbids skipping it"
+    );
     eprintln!("SKIPPED {test}: needs root for network namespaces");
     false
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// The start of every namespace name this process creates (`mt<pid>`); scripts/test.sh looks
+/// for leftovers by it.
+fn net_prefix_stem() -> String {
+    format!("mt{}", std::process::id() % 100_000)
+}
 
 /// A namespace LAN from scripts/testnet.sh, torn down on drop.
 pub struct Testnet {
@@ -162,8 +441,8 @@ impl Testnet {
     /// `scripts/testnet.sh up` with a prefix unique to this process and call.
     pub fn up(hosts: u32, extra: &[&str]) -> Self {
         let prefix = format!(
-            "mt{}x{}",
-            std::process::id() % 100_000,
+            "{}x{}",
+            net_prefix_stem(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let status = Command::new(root().join("scripts/testnet.sh"))
@@ -198,18 +477,80 @@ impl Testnet {
              \x20\x20except OSError: pass\n",
             ports.join(",")
         );
-        let mut child = Command::new("ip")
+        let child = Command::new("ip")
             .args(["netns", "exec", &self.ns(name), "python3", "-c", &code])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn listener");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut child = Reaped(child);
+        let ready = ReadyLine::watch(&mut child);
+        let line = ready.wait(&mut child, &format!("listener in {name}"), LISTENER_START);
         assert_eq!(line.trim(), "ready", "listener in {name} did not start");
-        Reaped(child)
+        child
+    }
+
+    /// Run `mcp-scout args` inside this LAN's namespace `host` (at most `limit`).
+    pub fn scout(&self, host: &str, args: &[&str], limit: Duration) -> Output {
+        let child = self
+            .scout_command(host, &[], args)
+            .spawn()
+            .expect("spawn ip netns exec");
+        wait_with_deadline(child, limit)
+    }
+
+    /// `ip netns exec NS wrapper... mcp-scout args` for this LAN's namespace `host` (stdin
+    /// null, stdout and stderr piped). `wrapper` execs its arguments (`setpriv ... --`).
+    pub fn scout_command(&self, host: &str, wrapper: &[&str], args: &[&str]) -> Command {
+        let ns = self.ns(host);
+        let mut inner = vec!["netns", "exec", ns.as_str()];
+        inner.extend_from_slice(wrapper);
+        let mut cmd = Command::new("ip");
+        cmd.args(&inner).arg(bin()).args(args);
+        piped(cmd)
+    }
+}
+
+/// How long a peer may take to print its READY line. The Python MCP peers need 1-5 s on a
+/// loaded 2-core machine (scripts/peers/README.md); many started at once share the CPU.
+pub const PEER_START: Duration = Duration::from_secs(60);
+/// How long the stdlib listener of [`Testnet::listen`] may take to print `ready`.
+pub const LISTENER_START: Duration = Duration::from_secs(20);
+
+/// The first stdout line of a child, read on a thread so that waiting for it has a deadline.
+/// The thread then keeps draining stdout until the child exits, so the child never blocks on
+/// (or dies of) a closed pipe.
+pub struct ReadyLine(mpsc::Receiver<String>);
+
+impl ReadyLine {
+    /// Take `child`'s stdout (which must be piped) and start reading it.
+    pub fn watch(child: &mut Reaped) -> Self {
+        let out = child.0.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(out).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            for _ in lines.map_while(Result::ok) {}
+        });
+        Self(rx)
+    }
+
+    /// The first line, within `limit`. Otherwise `child` is killed and the test panics, saying
+    /// whether `what` exited first or printed nothing in time.
+    pub fn wait(&self, child: &mut Reaped, what: &str, limit: Duration) -> String {
+        match self.0.recv_timeout(limit) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.0.wait().ok();
+                panic!("{what} exited ({status:?}) before printing its READY line")
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.0.kill();
+                panic!("{what} printed no READY line within {limit:?}: it hangs in start-up")
+            }
+        }
     }
 }
 
@@ -233,47 +574,99 @@ impl Drop for Testnet {
     }
 }
 
-/// Whether the real MCP peers (scripts/peers/setup.sh) are installed. In CI their absence is
-/// a failure; elsewhere the test says so and returns.
+/// Where scripts/peers/setup.sh installed the peers: `$MCP_SCOUT_PEERS`, as the peer scripts
+/// read it, or `<repo>/target/peers`.
+pub fn peers_dir() -> PathBuf {
+    std::env::var_os("MCP_SCOUT_PEERS")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| root().join("target/peers"), PathBuf::from)
+}
+
+/// What of the real peers is missing: each SDK scripts/peers/setup.sh installs, and the
+/// commands they run (node, dnsmasq, and openssl for the `tls` decoy).
+pub fn missing_peers() -> Vec<String> {
+    let dir = peers_dir();
+    let mut missing: Vec<String> = [
+        "py1/bin/python",
+        "py2/bin/python",
+        "mdns/bin/python",
+        "node/node_modules/@modelcontextprotocol/sdk",
+    ]
+    .iter()
+    .map(|p| dir.join(p))
+    .filter(|p| !p.exists())
+    .map(|p| p.display().to_string())
+    .collect();
+    let on_path = |cmd: &str| {
+        std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path)
+                .chain([PathBuf::from("/usr/sbin")])
+                .any(|d| d.join(cmd).is_file())
+        })
+    };
+    for cmd in ["dnsmasq", "openssl", "node"] {
+        if !on_path(cmd) {
+            missing.push(cmd.to_string());
+        }
+    }
+    missing
+}
+
+/// Whether the real peers (scripts/peers/setup.sh, in [`peers_dir`]) are installed. Under
+/// [`must_run_all`] their absence is a failure; elsewhere the test says so and returns.
 pub fn require_peers(test: &str) -> bool {
-    let py = root().join("target/peers/py1/bin/python");
-    if py.exists() {
+    let missing = missing_peers();
+    if missing.is_empty() {
         return true;
     }
     assert!(
-        std::env::var("CI").is_err(),
-        "{test}: run scripts/peers/setup.sh (scripts/test.sh does)"
+        !must_run_all(),
+        "{test}: peers missing ({}); run scripts/peers/setup.sh (scripts/test.sh does)",
+        missing.join(", ")
     );
-    eprintln!("SKIPPED {test}: peers not installed (scripts/peers/setup.sh)");
+    eprintln!(
+        "SKIPPED {test}: peers missing ({}); run scripts/peers/setup.sh",
+        missing.join(", ")
+    );
     false
 }
 
 /// Start test peers (`scripts/peers/run.sh NAME --host IP --port PORT`) and wait for each
-/// one's READY line. They stop when dropped.
+/// one's READY line, all within [`PEER_START`]. They stop when dropped.
 pub fn start_peers(peers: &[(&str, &str, u16)]) -> Vec<Reaped> {
-    let mut children: Vec<(String, Child)> = peers
+    let specs: Vec<(&str, &str, u16, &[&str])> = peers
         .iter()
-        .map(|(name, ip, port)| {
-            let child = Command::new(root().join("scripts/peers/run.sh"))
-                .args([*name, "--host", *ip, "--port", &port.to_string()])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn peer");
-            ((*name).to_string(), child)
-        })
+        .map(|(n, ip, port)| (*n, *ip, *port, &[][..]))
         .collect();
-    for (name, child) in &mut children {
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+    start_peers_with(&specs)
+}
+
+/// [`start_peers`] with extra arguments for each peer (`decoys.py --elsewhere ...`).
+pub fn start_peers_with(peers: &[(&str, &str, u16, &[&str])]) -> Vec<Reaped> {
+    // Wrapped at once, so that a panic below kills every peer started so far.
+    let mut children: Vec<(String, Reaped, ReadyLine)> = Vec::with_capacity(peers.len());
+    for (name, ip, port, extra) in peers {
+        let child = Command::new(root().join("scripts/peers/run.sh"))
+            .args([*name, "--host", *ip, "--port", &port.to_string()])
+            .args(*extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn peer");
+        let mut child = Reaped(child);
+        let ready = ReadyLine::watch(&mut child);
+        children.push(((*name).to_string(), child, ready));
+    }
+    let deadline = Instant::now() + PEER_START;
+    for (name, child, ready) in &mut children {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = ready.wait(child, &format!("peer {name}"), left);
         assert!(
             line.starts_with("READY"),
             "peer {name} did not start: {line:?}"
         );
     }
-    children.into_iter().map(|(_, c)| Reaped(c)).collect()
+    children.into_iter().map(|(_, c, _)| c).collect()
 }
 
 /// A python-zeroconf publisher inside a namespace, driven line by line (scripts/peers/mdns_publish.py).
@@ -284,9 +677,15 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// Start the publisher in `ns`, which must be a namespace of a [`Testnet`] of this
+    /// process: mDNS never runs in the machine's own namespace.
     pub fn start(ns: &str, ip: &str) -> Self {
-        let py = root().join("target/peers/mdns/bin/python");
-        let mut child = Command::new("ip")
+        assert!(
+            ns.starts_with(&format!("{}x", net_prefix_stem())),
+            "{ns} is not a namespace this test process created"
+        );
+        let py = peers_dir().join("mdns/bin/python");
+        let child = Command::new("ip")
             .args(["netns", "exec", ns])
             .arg(py)
             .arg(root().join("scripts/peers/mdns_publish.py"))
@@ -296,8 +695,10 @@ impl Publisher {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn mdns_publish.py");
-        let stdin = child.stdin.take().unwrap();
-        let out = child.stdout.take().unwrap();
+        // Wrapped at once, so that a panic below kills it.
+        let mut child = Reaped(child);
+        let stdin = child.0.stdin.take().unwrap();
+        let out = child.0.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
@@ -312,21 +713,26 @@ impl Publisher {
             .expect("publisher READY");
         assert!(ready.starts_with("READY"), "{ready}");
         Self {
-            child: Reaped(child),
+            child,
             stdin,
             acks: rx,
         }
     }
 
-    /// Send one command and wait for its acknowledgement.
+    /// Send one command and wait (at most 30 s) for its acknowledgement.
     pub fn cmd(&mut self, line: &str) -> String {
+        self.cmd_within(line, Duration::from_secs(30))
+    }
+
+    /// Send one command and wait at most `limit` for its acknowledgement.
+    pub fn cmd_within(&mut self, line: &str, limit: Duration) -> String {
         use std::io::Write;
         writeln!(self.stdin, "{line}").unwrap();
         self.stdin.flush().unwrap();
         let ack = self
             .acks
-            .recv_timeout(Duration::from_secs(30))
-            .expect("publisher ack");
+            .recv_timeout(limit)
+            .unwrap_or_else(|e| panic!("publisher: no ack for {line:?} within {limit:?}: {e}"));
         assert!(ack.starts_with("OK"), "{line}: {ack}");
         ack
     }
@@ -354,17 +760,16 @@ impl Testnet {
         if let Some(p) = path {
             cmd.args(["--path", p]);
         }
-        let mut child = cmd
+        let child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn peer");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut child = Reaped(child);
+        let ready = ReadyLine::watch(&mut child);
+        let line = ready.wait(&mut child, &format!("peer {peer} in {name}"), PEER_START);
         assert!(line.starts_with("READY"), "peer {peer} in {name}: {line:?}");
-        Reaped(child)
+        child
     }
 
     /// dnsmasq with scripts/peers/dns-records.conf on `ip`:53 inside namespace `name`.
@@ -401,5 +806,139 @@ impl Drop for Dnsmasq {
             .arg(root().join("scripts/peers/dnsmasq.sh"))
             .args(["down", &self.tag])
             .output();
+    }
+}
+
+/// The keys of every record (README "Output", record schema): always all present, null or
+/// empty when unknown.
+pub const RECORD_KEYS: &[&str] = &[
+    "ip",
+    "port",
+    "state",
+    "rtt_ms",
+    "kind",
+    "origins",
+    "announced_as",
+    "seen_at",
+    "url",
+    "transport",
+    "protocol_version",
+    "protocol_versions",
+    "server_name",
+    "server_version",
+    "instructions",
+    "capabilities",
+    "tools",
+    "resources",
+    "prompts",
+    "auth",
+    "http",
+    "health",
+    "evidence",
+    "confidence",
+];
+
+/// The keys of `-o json`'s `scan` summary (README "Output").
+pub const SCAN_KEYS: &[&str] = &[
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "targets",
+    "ports",
+    "addresses",
+    "probes_total",
+    "probes_done",
+    "open",
+    "closed",
+    "filtered",
+    "unreachable",
+    "skipped_host_down",
+    "hosts_up",
+    "retries",
+    "interrupted",
+    "fingerprinted",
+    "kinds",
+    "not_listed",
+    "announced",
+    "out_of_scope",
+];
+
+/// That `v` is an object with exactly the keys `want`.
+pub fn assert_keys(v: &serde_json::Value, want: &[&str], what: &str) {
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} is not an object: {v}"));
+    let mut got: Vec<&str> = obj.keys().map(String::as_str).collect();
+    let mut want = want.to_vec();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(
+        got, want,
+        "{what}: keys differ from the README's schema: {v}"
+    );
+}
+
+/// One record against the README's schema: every key, the array fields always arrays, and
+/// the nested objects (auth, http, tls, tools, health) with all their keys when present.
+pub fn assert_record_schema(r: &serde_json::Value) {
+    assert_keys(r, RECORD_KEYS, "record");
+    for k in [
+        "origins",
+        "announced_as",
+        "protocol_versions",
+        "tools",
+        "health",
+        "evidence",
+    ] {
+        assert!(r[k].is_array(), "{k} must always be an array: {r}");
+    }
+    if !r["auth"].is_null() {
+        assert_keys(
+            &r["auth"],
+            &[
+                "required",
+                "resource_metadata",
+                "resource",
+                "authorization_servers",
+                "scopes",
+            ],
+            "auth",
+        );
+    }
+    if !r["http"].is_null() {
+        assert_keys(
+            &r["http"],
+            &["scheme", "status", "server", "title", "tls"],
+            "http",
+        );
+        if !r["http"]["tls"].is_null() {
+            assert_keys(&r["http"]["tls"], &["subject", "not_after"], "http.tls");
+        }
+    }
+    for t in r["tools"].as_array().unwrap() {
+        assert_keys(t, &["name", "description", "input_schema_hash"], "tools[]");
+    }
+    for h in r["health"].as_array().unwrap() {
+        assert_keys(h, &["path", "status"], "health[]");
+    }
+}
+
+/// A `-o json` document: `scan` (with `kinds` and `out_of_scope` entries) and each finding.
+pub fn assert_document_schema(doc: &serde_json::Value) {
+    assert_keys(doc, &["scan", "findings"], "document");
+    assert_keys(&doc["scan"], SCAN_KEYS, "scan");
+    assert_keys(
+        &doc["scan"]["kinds"],
+        &["mcp", "mcp_auth_required", "mcp_likely", "http", "open"],
+        "scan.kinds",
+    );
+    for o in doc["scan"]["out_of_scope"]
+        .as_array()
+        .expect("out_of_scope is an array")
+    {
+        assert_keys(o, &["ip", "port", "origin", "name"], "scan.out_of_scope[]");
+    }
+    for f in doc["findings"].as_array().expect("findings is an array") {
+        assert_record_schema(f);
     }
 }
