@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{bin, require_peers, root, start_peers, wait_with_deadline};
+use common::{require_peers, root, start_peers, wait_with_deadline};
 use serde_json::Value;
 
 const TOKEN: &str = "test-token-0123456789";
@@ -121,10 +121,7 @@ impl Daemon {
 
     fn spawn(config: &Path, log: &Path) -> Child {
         let log = std::fs::File::create(log).unwrap();
-        Command::new(bin())
-            .args(["-v", "daemon", "-c"])
-            .arg(config)
-            .stdin(Stdio::null())
+        common::daemon_command(config)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -883,9 +880,7 @@ fn bad_store_files_exit_2_and_are_left_untouched() {
         .collect();
     std::fs::write(&db, &garbage).unwrap();
     let run = |cfg: &Path| {
-        let child = Command::new(bin())
-            .args(["daemon", "-c"])
-            .arg(cfg)
+        let child = common::daemon_command(cfg)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

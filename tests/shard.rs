@@ -2,7 +2,7 @@
 
 mod common;
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{ndjson_states, scout, stderr, wait_with_deadline};
@@ -68,8 +68,9 @@ fn ctrl_c_during_a_fingerprint_stops_the_scan_at_once() {
             held.push(s);
         }
     });
-    let child = Command::new(common::bin())
-        .args([
+    let child = common::scout_command(
+        &[],
+        &[
             "scan",
             "127.89.2.1",
             "-p",
@@ -78,12 +79,10 @@ fn ctrl_c_during_a_fingerprint_stops_the_scan_at_once() {
             "30s",
             "-o",
             "ndjson",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .spawn()
+    .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     let start = Instant::now();
     assert!(Command::new("kill")

@@ -106,6 +106,55 @@ pub fn scout_isolated(args: &[&str]) -> Output {
     wait_with_deadline(child, Duration::from_secs(60))
 }
 
+/// `mcp-scout -v daemon -c config` in the machine's own namespace (stdin null; stdout and
+/// stderr are the caller's to set). Panics before spawning unless every job of the config
+/// sweeps loopback literals only and uses no source that reaches the network by itself
+/// (`local`, `mdns`, `srv`): the daemon's targets come from the file, not the arguments.
+pub fn daemon_command(config: &std::path::Path) -> Command {
+    let text = std::fs::read_to_string(config).expect("read the daemon config");
+    if let Some(why) = config_off_loopback(&text) {
+        panic!(
+            "refusing to run the daemon with {}: {why}",
+            config.display()
+        );
+    }
+    let mut cmd = Command::new(bin());
+    cmd.args(["-v", "daemon", "-c"])
+        .arg(config)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Why a daemon config could reach beyond loopback (a line-based reading of the YAML the
+/// tests write: `targets:`/`exclude:` flow lists, and no `mdns:`, `srv:` or `local`).
+pub fn config_off_loopback(text: &str) -> Option<String> {
+    for line in text.lines() {
+        let l = line.split(" #").next().unwrap_or("").trim();
+        for key in ["mdns:", "srv:", "- local", "dns:"] {
+            if l.starts_with(key) {
+                return Some(format!("`{l}` reaches the network by itself"));
+            }
+        }
+        for key in ["targets:", "exclude:"] {
+            if let Some(rest) = l.strip_prefix(key) {
+                let list = rest.trim().trim_start_matches('[').trim_end_matches(']');
+                for t in list.split(',').map(|t| t.trim().trim_matches('"')) {
+                    if t.is_empty() {
+                        continue;
+                    }
+                    if t == "local" || !loopback_target(t) {
+                        return Some(format!("{key} {t:?} is not a loopback literal"));
+                    }
+                }
+                if rest.trim().is_empty() {
+                    return Some(format!("`{l}`: write targets as a flow list, [a, b]"));
+                }
+            }
+        }
+    }
+    None
+}
+
 fn wrapped(wrapper: &[&str], args: &[&str]) -> Command {
     let mut cmd = match wrapper.split_first() {
         Some((first, rest)) => {
@@ -136,6 +185,10 @@ fn piped(mut cmd: Command) -> Command {
 /// resolved). Options that reach the network by themselves (`--local`, `--mdns`, `--mdns-all`,
 /// `--srv` without a loopback `--dns-server` and a loopback `--scope`) are refused outright.
 pub fn off_loopback(args: &[&str]) -> Option<String> {
+    // The daemon reads its targets from a file; see `daemon_command`.
+    if args.contains(&"daemon") {
+        return Some("start the daemon through daemon_command(), which checks its config".into());
+    }
     // Options that take a value and name no place on the network.
     const VALUE: &[&str] = &[
         "-p",
