@@ -14,6 +14,8 @@
 //!   that this test process built.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod daemon;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;

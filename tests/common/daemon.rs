@@ -1,0 +1,277 @@
+//! A daemon under test: the real binary with a config file in a scratch directory, waited on
+//! through `/readyz`, driven over plain HTTP/1.1 (std sockets, so tests see exactly what a
+//! client sends), stopped by signals. Configs pass `daemon_command`'s loopback check.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{daemon_command, wait_with_deadline};
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+pub static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A scratch directory for one test, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!(
+            "mcp-scout-daemon-{}-{}-{name}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Self(d)
+    }
+    pub fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 request on a fresh connection: (status, body).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    // Bodies from axum are not chunked for JSON; event streams are read elsewhere.
+    (status, body)
+}
+
+pub fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let (code, body) = http(addr, "GET", path, &[], "");
+    (
+        code,
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body:?}")),
+    )
+}
+
+pub fn auth() -> String {
+    format!("Bearer {TOKEN}")
+}
+
+/// A running daemon; killed on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    /// The API address.
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(config: &Path, log: PathBuf, addr: SocketAddr) -> Self {
+        let child = Self::spawn(config, &log);
+        let mut d = Self {
+            child: Some(child),
+            addr,
+            log,
+        };
+        d.wait_ready(Duration::from_secs(30));
+        d
+    }
+
+    pub fn spawn(config: &Path, log: &Path) -> Child {
+        let log = std::fs::File::create(log).unwrap();
+        daemon_command(config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn daemon")
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Poll `/readyz` until 200, at most `limit`.
+    pub fn wait_ready(&mut self, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            if let Ok(s) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)) {
+                drop(s);
+                if http(self.addr, "GET", "/readyz", &[], "").0 == 200 {
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < limit,
+                "daemon not ready within {limit:?}: {}",
+                self.logs()
+            );
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "daemon exited ({status}) before it was ready: {}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait until `cond` holds on a GET of `path`, at most `limit`.
+    pub fn wait_for(&self, path: &str, limit: Duration, cond: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let (code, v) = get_json(self.addr, path);
+            if code == 200 && cond(&v) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{path} never matched within {limit:?}; last {v}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Trigger a run of `job` and wait for it to end; returns the run.
+    pub fn run_now(&self, job: &str) -> Value {
+        let (code, body) = http(
+            self.addr,
+            "POST",
+            &format!("/api/v1/jobs/{job}/run"),
+            &[("Authorization", &auth())],
+            "",
+        );
+        assert_eq!(code, 202, "{body}");
+        let id = serde_json::from_str::<Value>(&body).unwrap()["run_id"]
+            .as_i64()
+            .unwrap();
+        let v = self.wait_for(
+            &format!("/api/v1/runs?job={job}&limit=100"),
+            Duration::from_secs(60),
+            |v| {
+                v["runs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["id"] == id && r["status"] != "running")
+            },
+        );
+        v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()
+            .clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// SIGTERM and wait; returns the exit code and how long it took.
+    pub fn stop(mut self) -> (Option<i32>, Duration) {
+        self.signal("TERM");
+        let start = Instant::now();
+        let child = self.child.take().unwrap();
+        let out = wait_with_deadline(child, Duration::from_secs(20));
+        (out.status.code(), start.elapsed())
+    }
+
+    pub fn kill9(mut self) {
+        let mut c = self.child.take().unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn write_config(dir: &Scratch, port: u16, jobs: &str, extra: &str) -> PathBuf {
+    let cfg = dir.path("config.yaml");
+    let text = format!(
+        "api:\n  listen: 127.0.0.1:{port}\n  token: {TOKEN}\n{extra}store:\n  path: {}\ngone_after: 2\njobs:\n{jobs}",
+        dir.path("inventory.db").display()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+pub fn job(name: &str, targets: &str, interval: &str) -> String {
+    format!("  - name: {name}\n    targets: [{targets}]\n    ports: \"8000\"\n    interval: {interval}\n    jitter: 0%\n")
+}
+
+pub fn sqlite(db: &Path, sql: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); print('\\n'.join('|'.join(map(str,r)) for r in c.execute(sys.argv[2])))"])
+        .arg(db)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
