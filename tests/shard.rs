@@ -55,17 +55,17 @@ fn shards_cover_the_address_port_space_exactly_once_whatever_their_seeds() {
 
 #[test]
 fn ctrl_c_during_a_fingerprint_stops_the_scan_at_once() {
-    // A server that accepts and then trickles its headers keeps a fingerprint busy for its
-    // whole budget; Ctrl-C must not wait for it (it once spun until the budget ran out).
+    // A server that accepts and never answers keeps a fingerprint busy for its request
+    // timeouts; Ctrl-C must not wait for it (it once spun until the fingerprint ended).
     let l = std::net::TcpListener::bind("127.89.2.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
+    let (accepted, connections) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for s in l.incoming().take(64) {
-            let Ok(mut s) = s else { break };
-            use std::io::Write;
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n");
+            let Ok(s) = s else { break };
             held.push(s);
+            let _ = accepted.send(());
         }
     });
     let child = common::scout_command(
@@ -77,13 +77,21 @@ fn ctrl_c_during_a_fingerprint_stops_the_scan_at_once() {
             &port.to_string(),
             "--fingerprint-budget",
             "30s",
+            "--request-timeout",
+            "10s",
             "-o",
             "ndjson",
         ],
     )
     .spawn()
     .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // The sweep's connect, then the fingerprint's first request: it is now in flight.
+    for _ in 0..2 {
+        connections
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the scan connects");
+    }
+    std::thread::sleep(Duration::from_millis(200));
     let start = Instant::now();
     assert!(Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -96,6 +104,8 @@ fn ctrl_c_during_a_fingerprint_stops_the_scan_at_once() {
     let s = common::stdout(&out);
     assert!(
         s.contains("\"port\":") && s.contains("interrupted before fingerprinting finished"),
-        "{s}"
+        "stdout {s:?}, stderr {:?}, {:?}",
+        common::stderr(&out),
+        out.status
     );
 }

@@ -193,6 +193,7 @@ pub fn off_loopback(args: &[&str]) -> Option<String> {
     }
     // Options that take a value and name no place on the network.
     const VALUE: &[&str] = &[
+        "--shard",
         "-p",
         "--ports",
         "-o",
