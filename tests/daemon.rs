@@ -536,7 +536,8 @@ fn sigterm_exits_0_within_10_s_and_records_the_run_as_interrupted() {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let slow = "  - name: slow\n    targets: [127.0.48.0/20]\n    ports: \"9\"\n    interval: 1h\n    sweep: { rate: 300 }\n";
     let cfg = write_config(&dir, port, slow, "");
-    let d = Daemon::start(&cfg, dir.path("daemon.log"), addr);
+    let log = dir.path("daemon.log");
+    let d = Daemon::start_with(&cfg, log.clone(), addr, &["--log-format", "json"]);
     d.wait_for("/api/v1/jobs", Duration::from_secs(10), |v| {
         v["jobs"][0]["running"].is_number()
     });
@@ -545,6 +546,23 @@ fn sigterm_exits_0_within_10_s_and_records_the_run_as_interrupted() {
     assert!(took < Duration::from_secs(10), "{took:?}");
     let db = dir.path("inventory.db");
     assert_eq!(sqlite(&db, "SELECT status FROM runs"), "interrupted");
+    // JSON log lines; those logged during the run carry the job and the run id.
+    let text = std::fs::read_to_string(log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let ended = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("run finished"))
+        })
+        .unwrap_or_else(|| panic!("no run line: {text}"));
+    assert_eq!(ended["span"]["job"], "slow");
+    assert_eq!(ended["span"]["run"], 1);
+    assert_eq!(ended["fields"]["result"], "interrupted");
 }
 
 #[test]
@@ -787,4 +805,66 @@ fn the_change_stream_replays_after_last_event_id_then_follows() {
     }
     assert_eq!(ids, [2, 3]);
     drop(d);
+}
+
+#[test]
+fn config_check_prints_one_line_per_job_and_refuses_bad_files_with_exit_2() {
+    let dir = Scratch::new("check");
+    let good = dir.path("good.yaml");
+    std::fs::write(
+        &good,
+        "api: { token: \"${MCP_SCOUT_TEST_UNSET_TOKEN:-s3cret}\" }\njobs:\n  - name: a\n    targets: [127.0.0.1]\n    interval: 90s\n  - name: b\n    targets: [127.0.0.2-9]\n    ports: \"8000\"\n    interval: 1h30m\n    jitter: 0%\n",
+    )
+    .unwrap();
+    let out = common::scout(&["config", "check", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[1].starts_with("job \"a\": 127.0.0.1 on ports 3000-3001,5000")
+            && lines[1].ends_with("every 1m30s ± 10%"),
+        "{text}"
+    );
+    assert_eq!(
+        lines[2],
+        "job \"b\": 127.0.0.2-127.0.0.9 on ports 8000 every 1h30m"
+    );
+    // --print shows the resolved config with the secret redacted.
+    let out = common::scout(&["config", "check", good.to_str().unwrap(), "--print"]);
+    let text = common::stdout(&out);
+    assert!(
+        text.contains("token: \"<redacted>\"") && !text.contains("s3cret"),
+        "{text}"
+    );
+    // The example parses, and is what `config example` prints.
+    let out = common::scout(&["config", "example"]);
+    let example = dir.path("example.yaml");
+    std::fs::write(&example, &out.stdout).unwrap();
+    assert_eq!(
+        out.stdout,
+        std::fs::read(root().join("config/example.yaml")).unwrap()
+    );
+    let out = common::scout(&["config", "check", example.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    // Errors exit 2 and say where.
+    let missing = dir.path("missing.yaml");
+    let out = common::scout(&["config", "check", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("cannot read config file")
+            && common::stderr(&out).contains("missing.yaml")
+    );
+    let bad = dir.path("bad.yaml");
+    std::fs::write(&bad, "jobs:\n  - name: a\n    sweep: { rate: fast }\n").unwrap();
+    let out = common::scout(&["config", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains(
+            "bad.yaml:3:20: jobs[0].sweep.rate: invalid u32 (found \"fast\"); write a whole number"
+        ),
+        "{}",
+        common::stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
 }

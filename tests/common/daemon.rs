@@ -108,7 +108,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path, log: PathBuf, addr: SocketAddr) -> Self {
-        let child = Self::spawn(config, &log);
+        Self::start_with(config, log, addr, &[])
+    }
+
+    /// As [`Daemon::start`], with more arguments (such as `--log-format json`).
+    pub fn start_with(config: &Path, log: PathBuf, addr: SocketAddr, extra: &[&str]) -> Self {
+        let child = Self::spawn(config, &log, extra);
         let mut d = Self {
             child: Some(child),
             addr,
@@ -118,9 +123,10 @@ impl Daemon {
         d
     }
 
-    pub fn spawn(config: &Path, log: &Path) -> Child {
+    pub fn spawn(config: &Path, log: &Path, extra: &[&str]) -> Child {
         let log = std::fs::File::create(log).unwrap();
         daemon_command(config)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
