@@ -444,3 +444,17 @@ fn running_out_of_descriptors_slows_down_but_loses_no_probe() {
     assert_eq!(found, want);
     assert!(err.contains("file descriptors"), "{err}");
 }
+
+#[test]
+fn probe_of_a_closed_port_says_nothing_listens_there() {
+    let port = closed_port("127.88.9.1");
+    let target = format!("127.88.9.1:{port}");
+    let out = scout(&["probe", &target]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("Verdict: closed (nothing listens on {target})")),
+        "{text}"
+    );
+    assert!(!text.contains("confidence 0.00"), "{text}");
+}

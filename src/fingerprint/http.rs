@@ -263,7 +263,7 @@ impl HttpProber {
         let resp = tokio::time::timeout(self.limits.request_timeout, self.build(req).send())
             .await
             .map_err(|_| HttpError::Timeout(self.limits.request_timeout))?
-            .map_err(|e| classify(&e, req.url.scheme()))?;
+            .map_err(|e| classify(&e, req.url.scheme(), start.elapsed()))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let cert = cert_of(&resp);
@@ -301,7 +301,7 @@ impl HttpProber {
         let resp = tokio::time::timeout(self.limits.request_timeout, self.build(req).send())
             .await
             .map_err(|_| HttpError::Timeout(self.limits.request_timeout))?
-            .map_err(|e| classify(&e, req.url.scheme()))?;
+            .map_err(|e| classify(&e, req.url.scheme(), start.elapsed()))?;
         Ok(Stream {
             status: resp.status().as_u16(),
             headers: resp.headers().clone(),
@@ -339,12 +339,13 @@ fn cert_of(resp: &reqwest::Response) -> Option<CertSummary> {
     tls::summarize(info.peer_certificate()?)
 }
 
-/// Map a reqwest error to what it says about the peer.
-fn classify(e: &reqwest::Error, scheme: &str) -> HttpError {
+/// Map a reqwest error to what it says about the peer; `waited` is how long the request ran
+/// (a timeout reports it, rounded to milliseconds, rather than reqwest's unnamed deadline).
+fn classify(e: &reqwest::Error, scheme: &str, waited: Duration) -> HttpError {
     let chain = error_chain(e);
     let lower = chain.to_ascii_lowercase();
     if e.is_timeout() {
-        return HttpError::Timeout(Duration::ZERO);
+        return HttpError::Timeout(Duration::from_millis(waited.as_millis() as u64));
     }
     if lower.contains("invalid http")
         || lower.contains("parse")

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use crate::finding::Record;
+use crate::finding::{PortState, Record};
 use crate::fingerprint::Step;
 
 /// Write the report for one probed endpoint.
@@ -22,12 +22,25 @@ pub fn write_report<W: Write>(
         writeln!(out, "  {:<w$}  → {}", s.request, s.outcome)?;
     }
     writeln!(out)?;
-    let kind = r.kind.map_or("-", |k| k.as_str());
-    writeln!(
-        out,
-        "Verdict: {kind} (confidence {:.2})",
-        r.confidence.unwrap_or(0.0)
-    )?;
+    match r.kind {
+        Some(kind) => writeln!(
+            out,
+            "Verdict: {} (confidence {:.2})",
+            kind.as_str(),
+            r.confidence.unwrap_or(0.0)
+        )?,
+        // The port is not open: say what the connect found, not a verdict on nothing.
+        None => {
+            let at = std::net::SocketAddr::new(r.ip, r.port);
+            let why = match r.state {
+                PortState::Closed => format!("nothing listens on {at}"),
+                PortState::Filtered => format!("no answer from {at} within the deadline"),
+                PortState::Unreachable => format!("the network cannot reach {}", r.ip),
+                PortState::Open => format!("{at} is open but was not fingerprinted"),
+            };
+            writeln!(out, "Verdict: {} ({why})", r.state.as_str())?;
+        }
+    }
     let field = |out: &mut W, k: &str, v: &str| writeln!(out, "  {k:<14}{v}");
     if let Some(u) = &r.url {
         field(out, "URL", u)?;
