@@ -55,7 +55,7 @@ pub fn format_duration(d: Duration) -> String {
     if ms == 0 {
         return format!("{}us", d.as_micros());
     }
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return if ms < 1000 {
             format!("{ms}ms")
         } else {
