@@ -163,6 +163,68 @@ fn a_newly_announced_server_is_stored_within_seconds_not_at_the_next_run_and_its
     );
 }
 
+#[test]
+fn a_server_announced_before_it_listens_is_stored_by_a_run_and_its_goodbye_still_marks_it_gone() {
+    if !ready("a_server_announced_before_it_listens") {
+        return;
+    }
+    let net = Testnet::up(1, &[]);
+    // Announced before anything listens at the address, as a service may be while it starts.
+    let mut publisher = Publisher::start(&net.ns("h1"), "10.99.0.11");
+    publisher.cmd("announce early1 _mcp._tcp.local. 10.99.0.11 8765 path=/custom/mcp");
+    let dir = Scratch::new("lan-mdns-early");
+    let cfg = lan_config(
+        &dir,
+        3,
+        "  - name: lan\n    targets: []\n    interval: 1h\n    jitter: 0%\n    mdns: { types: [_mcp._tcp.local.], wait: 1s }\n",
+    );
+    let d = Daemon::start_in(
+        net.daemon_command("scan", &cfg),
+        &net.ns("scan"),
+        dir.path("daemon.log"),
+        lan_api(),
+    );
+    // The browser's probe and the run at start both meet a closed port: nothing stored.
+    d.wait_for("/api/v1/runs?job=lan", Duration::from_secs(30), |v| {
+        v["runs"][0]["status"] == "completed"
+    });
+    assert_eq!(d.get_json("/api/v1/servers?status=all").1["count"], 0);
+
+    // The server starts; the next run (from what the browser knows) finds and stores it.
+    let _srv = net.peer(
+        "h1",
+        "py1-streamable",
+        "10.99.0.11",
+        8765,
+        Some("/custom/mcp"),
+    );
+    let r = d.run_now("lan");
+    assert_eq!(r["status"], "completed", "{r}");
+    let (_, v) = d.get_json("/api/v1/servers");
+    assert_eq!(v["count"], 1, "{v}");
+    let s = &v["servers"][0];
+    assert_eq!(s["origins"], serde_json::json!(["mdns"]), "{s}");
+    assert_eq!(s["url"], "http://10.99.0.11:8765/custom/mcp", "{s}");
+    let id = s["id"].as_str().unwrap().to_string();
+
+    // Known only from mDNS: its goodbye makes it gone, though the browser never stored it.
+    publisher.cmd("withdraw early1 _mcp._tcp.local.");
+    let one = d.wait_for(
+        &format!("/api/v1/servers/{id}"),
+        Duration::from_secs(10),
+        |v| v["status"] == "gone",
+    );
+    let reason = one["changes"][0]["detail"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("mDNS") && reason.contains("early1._mcp._tcp.local."),
+        "{one}"
+    );
+    let (code, _) = d.stop();
+    assert_eq!(code, Some(0));
+}
+
 /// How many SRV queries for `name` dnsmasq has logged (scripts/peers/dnsmasq.sh runs it with
 /// `log-queries` into its state directory).
 fn srv_queries(dns: &common::Dnsmasq, name: &str) -> usize {
