@@ -342,6 +342,9 @@ impl Runner {
             records
         };
         let (result, records) = tokio::join!(pipe, collect);
+        if let Some(w) = &self.mdns {
+            w.learn(&records);
+        }
         let (end, probes, open) = match &result {
             Ok(_) if stop.is_cancelled() => (RunEnd::Interrupted, 0, 0),
             Ok(s) => (RunEnd::Completed, s.probes_done, s.open),
@@ -434,9 +437,15 @@ pub fn count_changes(m: &Metrics, changes: &[Change]) {
     }
 }
 
+/// Instance name → the id of the MCP server it led to.
+type InstanceIds = Arc<Mutex<HashMap<String, String>>>;
+
 /// A job's mDNS browser, kept running between runs.
 struct MdnsWatch {
     known: Arc<Mutex<HashMap<String, Candidate>>>,
+    /// Filled by the browser's own fingerprints and by runs ([`MdnsWatch::learn`]), so that a
+    /// goodbye finds the server whichever of them stored it.
+    ids: InstanceIds,
     started: tokio::time::Instant,
     wait: Duration,
     task: JoinHandle<()>,
@@ -461,6 +470,8 @@ impl MdnsWatch {
                 crate::gather::GatherError::Interfaces(std::io::Error::other(e.to_string()))
             })?;
         let known: Arc<Mutex<HashMap<String, Candidate>>> = Arc::default();
+        let ids: InstanceIds = Arc::default();
+        let ids2 = ids.clone();
         let (tx, mut rx) = mpsc::channel(MDNS_EVENTS);
         let k2 = known.clone();
         let ctx = ctx.clone();
@@ -469,8 +480,7 @@ impl MdnsWatch {
         let wait = opts.wait;
         let task = tokio::spawn(async move {
             let browse = browser.watch(&opts, tx, stop.clone());
-            // Instance name → the server id it fingerprinted to.
-            let mut ids: HashMap<String, String> = HashMap::new();
+            let ids = ids2;
             let (done_tx, mut done_rx) = mpsc::channel::<(String, Record)>(MDNS_EVENTS);
             let handle = async {
                 loop {
@@ -478,7 +488,7 @@ impl MdnsWatch {
                         () = stop.cancelled() => break,
                         Some((inst, rec)) = done_rx.recv() => {
                             if let Some(url) = rec.url.as_deref().filter(|_| rec.kind.is_some_and(|k| k.is_mcp())) {
-                                ids.insert(inst, crate::store::ServerId::from_url(url).into_string());
+                                lock(&ids).insert(inst, crate::store::ServerId::from_url(url).into_string());
                                 match ctx.store.observe(&name, vec![rec]).await {
                                     Ok(changes) => count_changes(&ctx.metrics, &changes),
                                     Err(e) => tracing::warn!(job = %name, "cannot store an announced server: {e}"),
@@ -504,7 +514,8 @@ impl MdnsWatch {
                             }
                             Some(DiscoveryEvent::Gone { name: inst, .. }) => {
                                 k2.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&inst);
-                                if let Some(id) = ids.remove(&inst) {
+                                let id = lock(&ids).remove(&inst);
+                                if let Some(id) = id {
                                     mdns_gone(&ctx, &name, &id, &inst).await;
                                 }
                             }
@@ -519,6 +530,7 @@ impl MdnsWatch {
         });
         Ok(Self {
             known,
+            ids,
             started: tokio::time::Instant::now(),
             wait,
             task,
@@ -534,6 +546,25 @@ impl MdnsWatch {
         }
     }
 
+    /// Note which servers a run found through mDNS instances. A server announced before it
+    /// answered is missed by the browser's own probe and stored by the next run instead; its
+    /// goodbye must still find it.
+    fn learn(&self, records: &[Record]) {
+        let mut ids = lock(&self.ids);
+        for r in records {
+            let Some(url) = r.url.as_deref() else {
+                continue;
+            };
+            if !r.kind.is_some_and(|k| k.is_mcp()) || !r.origins.contains(&Origin::Mdns) {
+                continue;
+            }
+            let id = crate::store::ServerId::from_url(url).into_string();
+            for name in &r.announced_as {
+                ids.insert(name.clone(), id.clone());
+            }
+        }
+    }
+
     fn snapshot(&self) -> Vec<Candidate> {
         self.known
             .lock()
@@ -546,6 +577,10 @@ impl MdnsWatch {
     async fn stop(self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn fingerprint_announced(fp: &Fingerprinter, c: &Candidate) -> Record {

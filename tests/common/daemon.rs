@@ -1,6 +1,8 @@
 //! A daemon under test: the real binary with a config file in a scratch directory, waited on
 //! through `/readyz`, driven over plain HTTP/1.1 (std sockets, so tests see exactly what a
-//! client sends), stopped by signals. Configs pass `daemon_command`'s loopback check.
+//! client sends), stopped by signals. Configs pass `daemon_command`'s loopback check, or the
+//! daemon runs inside a namespace of a [`Testnet`](super::Testnet) (`Daemon::start_in`), where
+//! requests are made from a thread that entered that namespace.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -50,6 +52,32 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A TCP connection to `addr` made inside network namespace `netns` (a name under
+/// /run/netns), or in the test's own namespace for `None`. A short-lived thread enters the
+/// namespace (`setns` changes only the calling thread's) and connects; the socket stays in
+/// that namespace after the thread ends.
+pub fn connect_in(
+    netns: Option<&str>,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    let Some(ns) = netns else {
+        return TcpStream::connect_timeout(&addr, timeout);
+    };
+    let file = std::fs::File::open(Path::new("/run/netns").join(ns))?;
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid namespace descriptor; CLONE_NEWNET moves only this thread, which
+        // does nothing but connect and then ends.
+        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        TcpStream::connect_timeout(&addr, timeout)
+    })
+    .join()
+    .expect("the connecting thread panicked")
+}
+
 /// One HTTP/1.1 request on a fresh connection: (status, body).
 pub fn http(
     addr: SocketAddr,
@@ -58,7 +86,19 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    http_in(None, addr, method, path, headers, body)
+}
+
+/// [`http`] from inside network namespace `netns` (see [`connect_in`]).
+pub fn http_in(
+    netns: Option<&str>,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = connect_in(netns, addr, Duration::from_secs(5)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -87,7 +127,12 @@ pub fn http(
 }
 
 pub fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let (code, body) = http(addr, "GET", path, &[], "");
+    get_json_in(None, addr, path)
+}
+
+/// [`get_json`] from inside network namespace `netns`.
+pub fn get_json_in(netns: Option<&str>, addr: SocketAddr, path: &str) -> (u16, Value) {
+    let (code, body) = http_in(netns, addr, "GET", path, &[], "");
     (
         code,
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body:?}")),
@@ -104,20 +149,47 @@ pub struct Daemon {
     /// The API address.
     pub addr: SocketAddr,
     log: PathBuf,
+    /// The network namespace the API is reached in (`None`: the test's own).
+    netns: Option<String>,
 }
 
 impl Daemon {
     pub fn start(config: &Path, log: PathBuf, addr: SocketAddr) -> Self {
-        Self::start_with(config, log, addr, &[])
+        Self::start_command(daemon_command(config), log, addr)
     }
 
     /// As [`Daemon::start`], with more arguments (such as `--log-format json`).
     pub fn start_with(config: &Path, log: PathBuf, addr: SocketAddr, extra: &[&str]) -> Self {
-        let child = Self::spawn(config, &log, extra);
+        let mut cmd = daemon_command(config);
+        cmd.args(extra);
+        Self::launch(cmd, log, addr, None)
+    }
+
+    /// Start the daemon from `cmd` (a guarded command: [`daemon_command`],
+    /// [`daemon_command_in`](super::daemon_command_in)) and wait until it is ready.
+    pub fn start_command(cmd: Command, log: PathBuf, addr: SocketAddr) -> Self {
+        Self::launch(cmd, log, addr, None)
+    }
+
+    /// Start the daemon from `cmd`, made by [`Testnet::daemon_command`](super::Testnet::daemon_command)
+    /// for namespace `netns`, whose API listens on `addr` inside it; every request of this
+    /// handle is made from inside `netns`.
+    pub fn start_in(cmd: Command, netns: &str, log: PathBuf, addr: SocketAddr) -> Self {
+        Self::launch(cmd, log, addr, Some(netns.to_string()))
+    }
+
+    fn launch(mut cmd: Command, log: PathBuf, addr: SocketAddr, netns: Option<String>) -> Self {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn daemon");
         let mut d = Self {
             child: Some(child),
             addr,
             log,
+            netns,
         };
         d.wait_ready(Duration::from_secs(30));
         d
@@ -133,6 +205,29 @@ impl Daemon {
             .expect("spawn daemon")
     }
 
+    /// One request to this daemon's API (from inside its namespace, if it has one).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
+        http_in(
+            self.netns.as_deref(),
+            self.addr,
+            method,
+            path,
+            headers,
+            body,
+        )
+    }
+
+    /// GET `path` and parse the JSON body.
+    pub fn get_json(&self, path: &str) -> (u16, Value) {
+        get_json_in(self.netns.as_deref(), self.addr, path)
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -141,9 +236,10 @@ impl Daemon {
     pub fn wait_ready(&mut self, limit: Duration) {
         let start = Instant::now();
         loop {
-            if let Ok(s) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)) {
+            if let Ok(s) = connect_in(self.netns.as_deref(), self.addr, Duration::from_millis(200))
+            {
                 drop(s);
-                if http(self.addr, "GET", "/readyz", &[], "").0 == 200 {
+                if self.http("GET", "/readyz", &[], "").0 == 200 {
                     return;
                 }
             }
@@ -170,7 +266,7 @@ impl Daemon {
     pub fn wait_for(&self, path: &str, limit: Duration, cond: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();
         loop {
-            let (code, v) = get_json(self.addr, path);
+            let (code, v) = self.get_json(path);
             if code == 200 && cond(&v) {
                 return v;
             }
@@ -185,17 +281,7 @@ impl Daemon {
 
     /// Trigger a run of `job` and wait for it to end; returns the run.
     pub fn run_now(&self, job: &str) -> Value {
-        let (code, body) = http(
-            self.addr,
-            "POST",
-            &format!("/api/v1/jobs/{job}/run"),
-            &[("Authorization", &auth())],
-            "",
-        );
-        assert_eq!(code, 202, "{body}");
-        let id = serde_json::from_str::<Value>(&body).unwrap()["run_id"]
-            .as_i64()
-            .unwrap();
+        let id = self.trigger(job);
         let v = self.wait_for(
             &format!("/api/v1/runs?job={job}&limit=100"),
             Duration::from_secs(60),
@@ -214,6 +300,20 @@ impl Daemon {
             .find(|r| r["id"] == id)
             .unwrap()
             .clone()
+    }
+
+    /// `POST /api/v1/jobs/{job}/run` with the token; asserts 202 and returns the run id.
+    pub fn trigger(&self, job: &str) -> i64 {
+        let (code, body) = self.http(
+            "POST",
+            &format!("/api/v1/jobs/{job}/run"),
+            &[("Authorization", &auth())],
+            "",
+        );
+        assert_eq!(code, 202, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["run_id"]
+            .as_i64()
+            .unwrap()
     }
 
     pub fn pid(&self) -> u32 {
@@ -268,7 +368,22 @@ pub fn job(name: &str, targets: &str, interval: &str) -> String {
 }
 
 pub fn sqlite(db: &Path, sql: &str) -> String {
-    let out = Command::new("python3")
+    sqlite_in(&[], db, sql)
+}
+
+/// [`sqlite`] behind `wrapper` (`nsenter --mount=... --`, for a store in a private mount
+/// namespace: SQLite resolves symbolic links, so a `/proc/PID/root/...` path would lead it
+/// back to the machine's own mount table).
+pub fn sqlite_in(wrapper: &[&str], db: &Path, sql: &str) -> String {
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg("python3");
+            c
+        }
+        None => Command::new("python3"),
+    };
+    let out = cmd
         .args(["-c", "import sqlite3,sys; c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True); print('\\n'.join('|'.join(map(str,r)) for r in c.execute(sys.argv[2])))"])
         .arg(db)
         .arg(sql)

@@ -113,6 +113,13 @@ pub fn scout_isolated(args: &[&str]) -> Output {
 /// sweeps loopback literals only and uses no source that reaches the network by itself
 /// (`local`, `mdns`, `srv`): the daemon's targets come from the file, not the arguments.
 pub fn daemon_command(config: &std::path::Path) -> Command {
+    daemon_command_in(&[], config)
+}
+
+/// [`daemon_command`] behind `wrapper`, a command that execs its arguments in the same
+/// network namespace (`nsenter --mount=/proc/PID/ns/mnt --` for a private mount table).
+/// The config is checked the same way.
+pub fn daemon_command_in(wrapper: &[&str], config: &std::path::Path) -> Command {
     let text = std::fs::read_to_string(config).expect("read the daemon config");
     if let Some(why) = config_off_loopback(&text) {
         panic!(
@@ -120,10 +127,15 @@ pub fn daemon_command(config: &std::path::Path) -> Command {
             config.display()
         );
     }
-    let mut cmd = Command::new(bin());
-    cmd.args(["-v", "daemon", "-c"])
-        .arg(config)
-        .stdin(Stdio::null());
+    for w in wrapper {
+        // Entering another network namespace is Testnet::daemon_command's business.
+        assert!(
+            !w.starts_with("--net") && *w != "-n" && *w != "netns",
+            "daemon_command_in: wrapper {wrapper:?} changes the network namespace"
+        );
+    }
+    let mut cmd = wrapped(wrapper, &["-v", "daemon", "-c"]);
+    cmd.arg(config).stdin(Stdio::null());
     cmd
 }
 
@@ -555,6 +567,27 @@ impl Testnet {
         wait_with_deadline(child, limit)
     }
 
+    /// `ip netns exec NS mcp-scout -v daemon -c config` in this LAN's namespace `host` (stdin
+    /// null; stdout and stderr are the caller's to set). Whatever the config names (mDNS,
+    /// SRV, `local`, any target), the daemon sees only this LAN: the namespace must be one
+    /// this Testnet built, which is checked before spawning. Its API is then reachable only
+    /// inside that namespace (see `daemon::Daemon::start_in`).
+    pub fn daemon_command(&self, host: &str, config: &std::path::Path) -> Command {
+        let ns = self.ns(host);
+        assert!(
+            ns.starts_with(&format!("{}x", net_prefix_stem()))
+                && std::path::Path::new("/run/netns").join(&ns).exists(),
+            "{ns} is not a namespace of this Testnet: refusing to start the daemon there"
+        );
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns.as_str()])
+            .arg(bin())
+            .args(["-v", "daemon", "-c"])
+            .arg(config)
+            .stdin(Stdio::null());
+        cmd
+    }
+
     /// `ip netns exec NS wrapper... mcp-scout args` for this LAN's namespace `host` (stdin
     /// null, stdout and stderr piped). `wrapper` execs its arguments (`setpriv ... --`).
     pub fn scout_command(&self, host: &str, wrapper: &[&str], args: &[&str]) -> Command {
@@ -853,6 +886,17 @@ impl Testnet {
 pub struct Dnsmasq {
     ns: String,
     tag: String,
+}
+
+impl Dnsmasq {
+    /// The queries this instance has logged so far (dnsmasq.sh runs it with `log-queries`
+    /// into `$MCP_SCOUT_DNSMASQ_STATE/<tag>/queries.log`, default /run/mcp-scout-dnsmasq).
+    pub fn queries(&self) -> String {
+        let root = std::env::var_os("MCP_SCOUT_DNSMASQ_STATE")
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| PathBuf::from("/run/mcp-scout-dnsmasq"), PathBuf::from);
+        std::fs::read_to_string(root.join(&self.tag).join("queries.log")).unwrap_or_default()
+    }
 }
 
 impl Drop for Dnsmasq {
