@@ -7,6 +7,10 @@
 //!   with the `unknown`, `healthy`, `degraded`, `unhealthy` and `gone` statuses, the
 //!   consecutive-failure and recovery thresholds, degraded latency, flap damping and the
 //!   `health` object every server will carry.
+//! - [`cel`]: custom-check conditions (`expect:`) in CEL, the only module that touches the
+//!   `cel` crate. Expressions are size- and depth-capped, compiled on a thread with a large
+//!   stack, and checked against the variables a check provides, so a bad one is a config
+//!   error; at run time an error is a failed check with a message, never a panic.
 //!
 //! What the daemon integration will add (not here yet):
 //! - a scheduler that checks every known server each `health.interval`, spread over the
@@ -14,10 +18,13 @@
 //!   spreads its scrapes), with at most `health.concurrency` checks in flight (a semaphore)
 //!   and never two of the same server at once;
 //! - the built-in `mcp` check (the handshake and `tools/list`, then a DELETE of the session)
-//!   and the custom checks, whose results become [`state::CheckResult`]s for [`state::step`];
-//! - the config keys (`health.*`), validated into [`state::Thresholds`] at load time;
+//!   and the `http`, `mcp_call` and `tcp` custom checks, whose results become
+//!   [`cel::CheckVars`] for their `expect` and [`state::CheckResult`]s for [`state::step`];
+//! - the config keys (`health.*`, each custom check's `match`, `severity`, `interval`),
+//!   validated into [`state::Thresholds`] and compiled [`cel::Condition`]s at load time;
 //! - history: every result kept in the store for `store.retention`, hourly rollups for
 //!   90 days, uptime fractions, `health_changed` changes from each [`state::Transition`],
 //!   the API's `checks` endpoint and the metrics.
 
+pub mod cel;
 pub mod state;
