@@ -34,6 +34,7 @@
 //! The service: [`config`] reads the daemon's YAML into the same job plans; [`daemon`] runs
 //! them on schedules and serves the API; [`store`] is its SQLite inventory (one writer
 //! actor, read-only readers); [`commands`] holds the service-side commands' glue.
+//! [`monitor`] is the health monitor's pure core: the state machine and CEL conditions.
 //!
 //! Engines never print or exit; errors are typed per module (`thiserror`), and only the
 //! binary uses `anyhow`.
@@ -46,6 +47,7 @@ pub mod discover;
 pub mod finding;
 pub mod fingerprint;
 pub mod gather;
+pub mod monitor;
 pub mod output;
 pub mod permute;
 pub mod pipeline;
