@@ -1,8 +1,8 @@
 //! The daemon's jobs: one task per configured job that runs its plan through the same
-//! [`pipeline`] as `scan`, on the [`schedule`](super::schedule), and hands each run's
+//! [`pipeline`] as `scan`, on the [`super::schedule`], and hands each run's
 //! records to the store in one transaction.
 //!
-//! A job with `mdns` also keeps an mDNS browser running between runs ([`MdnsWatch`]): a
+//! A job with `mdns` also keeps an mDNS browser running between runs (`MdnsWatch`): a
 //! newly announced server is fingerprinted and stored within seconds (`Store::observe`),
 //! each run starts from what the browser knows instead of browsing again, and a goodbye
 //! or TTL expiry marks a server known only from mDNS as gone.
