@@ -81,7 +81,12 @@ pub struct AppState {
     pub ready: Arc<Readiness>,
     /// Ends event streams on shutdown.
     pub shutdown: CancellationToken,
+    /// Server lists built at once (see [`MAX_CONCURRENT_LISTS`]).
+    pub lists: Arc<tokio::sync::Semaphore>,
 }
+
+/// Server lists built at once; each holds its whole result in memory while it is serialized.
+pub const MAX_CONCURRENT_LISTS: usize = 4;
 
 /// The router, with metrics, body limit and request timeout.
 pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
@@ -401,10 +406,26 @@ async fn list_servers(
         Ok(f) => f,
         Err(r) => return r.into_response(),
     };
-    match read(&st.reader, move |r| r.servers(&filter)).await {
-        Ok(servers) => Json(ServerList::new(&servers)).into_response(),
+    // Bounded: one unfiltered list of 10,000 servers takes about 180 MB while it is built,
+    // so only a few are built at once; the rest wait (within the request timeout).
+    let Ok(_permit) = st.lists.clone().acquire_owned().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    // Reading and serializing both happen on the blocking pool: a large list must not hold
+    // the runtime's workers, which also drive the scheduler.
+    match read(&st.reader, move |r| {
+        let servers = r.servers(&filter)?;
+        Ok(serde_json::to_vec(&ServerList::new(&servers)).unwrap_or_default())
+    })
+    .await
+    {
+        Ok(body) => json_bytes(body),
         Err(r) => r,
     }
+}
+
+fn json_bytes(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// `{"servers": [...], "count": N}`, serialized straight from the records (through a
@@ -437,12 +458,18 @@ struct OneServer<'a> {
 
 async fn get_server(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     let key = id.clone();
-    match read(&st.reader, move |r| r.server(&key)).await {
-        Ok(Some((server, changes))) => Json(OneServer {
-            server: &server,
-            changes: &changes,
-        })
-        .into_response(),
+    let one = read(&st.reader, move |r| {
+        Ok(r.server(&key)?.map(|(server, changes)| {
+            serde_json::to_vec(&OneServer {
+                server: &server,
+                changes: &changes,
+            })
+            .unwrap_or_default()
+        }))
+    })
+    .await;
+    match one {
+        Ok(Some(body)) => json_bytes(body),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no server with id {id:?}")),
         Err(r) => r,
     }

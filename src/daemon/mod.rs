@@ -112,6 +112,7 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         auth: auth.clone(),
         ready: ready.clone(),
         shutdown: api_stop.clone(),
+        lists: Arc::new(tokio::sync::Semaphore::new(api::MAX_CONCURRENT_LISTS)),
     };
     let router = api::router(state, cfg.api.body_limit as usize, cfg.api.request_timeout);
     let limits = ServeLimits {
