@@ -121,7 +121,8 @@ forget_pid() { # drop PID from STARTED_PIDS (it was stopped already)
 
 ns_delete() { # kill what runs in a namespace of ours, then delete it
 	local ns=$1 pids
-	ip netns list | awk '{print $1}' | grep -qx -- "$ns" || return 0
+	# (no `grep -q` on pipes here: with pipefail an early exit's SIGPIPE reads as failure)
+	ip netns list | awk -v n="$ns" '$1 == n { f = 1 } END { exit !f }' || return 0
 	mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null || true)
 	((${#pids[@]} == 0)) || kill_pids "${pids[@]}"
 	ip netns del "$ns" 2>/dev/null || true
@@ -149,14 +150,14 @@ ns_fresh() { # ns_fresh NAME: a new namespace with only lo, up
 	CREATED_NS+=("$ns")
 	ip -n "$ns" link set lo up
 	[[ $(ip -n "$ns" -o link show | wc -l) == 1 ]] || die "$ns has more than lo"
-	ip -n "$ns" route get 127.1.3.232 | grep -q '^local ' || die "127/8 is not local in $ns"
+	[[ $(ip -n "$ns" route get 127.1.3.232) == local* ]] || die "127/8 is not local in $ns"
 }
 
-tmp_dir() { # tmp_dir TAG: prints a new temporary directory, removed on exit
-	local d
-	d=$(mktemp -d "${TMPDIR:-/tmp}/mcp-scout-bench-$1-$$.XXXXXX")
-	TMP_DIRS+=("$d")
-	printf '%s\n' "$d"
+TMP_DIR=""
+tmp_dir() { # tmp_dir TAG: a new temporary directory in TMP_DIR, removed on exit
+	# (not a command substitution: TMP_DIRS must be set in this shell for the cleanup)
+	TMP_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mcp-scout-bench-$1-$$.XXXXXX")
+	TMP_DIRS+=("$TMP_DIR")
 }
 
 # ------------------------------------------------------------------ tools
@@ -285,7 +286,8 @@ bench_rescan() {
 	local ns="msbd-$$-r" d cfg peer_pid i a t0 t_end now s ps ticks rss first_done="" runs_json
 	local window_s clk
 	ensure_tools rescan
-	d=$(tmp_dir rescan)
+	tmp_dir rescan
+	d=$TMP_DIR
 	ns_fresh "$ns"
 	clk=$(getconf CLK_TCK)
 	window_s=$(awk -v m="$MINUTES" 'BEGIN { printf "%d", m * 60 }')
@@ -342,7 +344,7 @@ EOF
 		if ps=$(proc_sample "$peer_pid"); then printf '%s %s\n' "$now" "$ps" >>"$peer_samples"; fi
 		if [[ -z $first_done ]]; then
 			# poll the API only until the first run has completed
-			if api "$ns" "/api/v1/runs?limit=5" 2>/dev/null | grep -q '"status":"completed"'; then
+			if [[ $(api "$ns" "/api/v1/runs?limit=5" 2>/dev/null || true) == *'"status":"completed"'* ]]; then
 				first_done=$now
 				read -r ticks rss < <(proc_sample "$DAEMON_PID")
 				printf '%s\n' "$now $ticks $rss" >"$OUT/rescan.first"
@@ -482,7 +484,8 @@ report_store() {
 bench_store() {
 	local d
 	ensure_tools store
-	d=$(tmp_dir store)
+	tmp_dir store
+	d=$TMP_DIR
 	fill_store "$d/inventory.db"
 	report_store
 }
@@ -541,7 +544,8 @@ bench_api() {
 	[[ $pace_cap =~ ^[1-9][0-9]{0,4}$ && $pace_id =~ ^[1-9][0-9]{0,4}$ ]] ||
 		die "BENCH_PACE_CAP_MS and BENCH_PACE_ID_MS must be 1..99999"
 	ensure_tools api
-	d=$(tmp_dir api)
+	tmp_dir api
+	d=$TMP_DIR
 	fill_store "$d/inventory.db"
 
 	API_NS="msbd-$$-a"
@@ -567,7 +571,7 @@ EOF
 	rss_ready=$(proc_sample "$DAEMON_PID" | awk '{ print $2 }')
 	# the idle job's first run finds nothing; wait for it so it does not overlap the load
 	for ((n = 0; n < 300; n++)); do
-		api "$API_NS" "/api/v1/runs?limit=5" | grep -q '"job":"idle","started_at":[^}]*"status":"completed"' && break
+		[[ $(api "$API_NS" "/api/v1/runs?limit=5" || true) == *'"job":"idle",'*'"status":"completed"'* ]] && break
 		sleep 0.1
 	done
 
@@ -605,7 +609,8 @@ PY
 	local all_bytes rare_bytes one_bytes first_id
 	all_bytes=$(stat -c %s "$d/all.json")
 	rare_bytes=$(stat -c %s "$d/rare.json")
-	first_id=$(grep -o '"[a-z0-9-]*"' "$lua" | head -1 | tr -d '"')
+	first_id=$(sed -n 's/^local ids = {"\([a-z0-9-]*\)".*/\1/p' "$lua")
+	[[ -n $first_id ]] || die "no server id in $lua"
 	one_bytes=$(api "$API_NS" "/api/v1/servers/$first_id" | wc -c)
 
 	local base="http://127.0.0.1:$API_PORT" m0 mnote
@@ -632,7 +637,7 @@ PY
 	echo "== API latency: $SERVERS servers, wrk at $CONNS connections, ${API_SECONDS}s per endpoint =="
 	echo "setup: store filled by examples/fill_store.rs ($SERVERS records, one run); daemon in netns $API_NS (lo only), CONFIG:"
 	sed 's/^/         /' "$cfg"
-	echo "       $(nproc) cores shared by the daemon and wrk ($WRK_THREADS threads); wrk $(wrk --version 2>&1 | head -1 | awk '{ print $2 }')"
+	echo "       $(nproc) cores shared by the daemon and wrk ($WRK_THREADS threads); wrk $(wrk --version 2>&1 | awk 'NR == 1 { print $2 }')"
 	echo "$mnote"
 	echo "responses: unfiltered $((all_bytes / 1024)) KiB ($id_count servers); capability=$RARE_TOOL $((rare_bytes / 1024)) KiB ($rare_count servers); one server $one_bytes B"
 	echo "rows: closed loop (each connection sends its next request when the last one is answered), except"
