@@ -380,7 +380,7 @@ pub async fn run(
                     break;
                 }
                 let fp = fingerprinter.clone();
-                let Ok(permit) = permits.clone().acquire_owned().await else {
+                let Some(permit) = permit_unless_stopped(&permits, &stop).await else {
                     break;
                 };
                 let placeholder = ProbeResult {
@@ -418,7 +418,14 @@ pub async fn run(
                     match (&fingerprinter, res.state) {
                         (Some(fp), PortState::Open) => {
                             let fp = fp.clone();
-                            let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                            // Waiting for a permit must not outlast a stop: every permit may
+                            // be held by a fingerprint that only the stop branch aborts.
+                            let Some(permit) = permit_unless_stopped(&permits, &stop).await else {
+                                let mut r = make_record(Done { res, fp: None, ann, swept: true });
+                                r.evidence.push("interrupted before fingerprinting finished".into());
+                                out.send(r).await;
+                                continue;
+                            };
                             let target = target_for(SocketAddr::new(res.ip, res.port), ann.as_ref());
                             let ann2 = ann.clone();
                             let handle = tasks.spawn(async move {
@@ -491,6 +498,17 @@ pub async fn run(
         );
     }
     Ok(summary)
+}
+
+/// A fingerprinting permit, or `None` once `stop` fires (or the semaphore closes).
+async fn permit_unless_stopped(
+    permits: &Arc<tokio::sync::Semaphore>,
+    stop: &CancellationToken,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    tokio::select! {
+        p = permits.clone().acquire_owned() => p.ok(),
+        () = stop.cancelled() => None,
+    }
 }
 
 /// The consumer side of a run; notes when the consumer went away.

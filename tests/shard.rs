@@ -109,3 +109,65 @@ fn ctrl_c_during_a_fingerprint_stops_the_scan_at_once() {
         out.status
     );
 }
+
+#[test]
+fn ctrl_c_while_open_ports_wait_for_a_fingerprint_slot_stops_the_scan_at_once() {
+    // Two silent servers and one fingerprint slot: the second open port waits for a permit
+    // that only the first fingerprint's end would free. Ctrl-C must not wait for it.
+    let (accepted, connections) = std::sync::mpsc::channel();
+    let mut ports = Vec::new();
+    for _ in 0..2 {
+        let l = std::net::TcpListener::bind("127.89.3.1:0").unwrap();
+        ports.push(l.local_addr().unwrap().port().to_string());
+        let accepted = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in l.incoming().take(32) {
+                let Ok(s) = s else { break };
+                held.push(s);
+                let _ = accepted.send(());
+            }
+        });
+    }
+    let ports = ports.join(",");
+    let child = common::scout_command(
+        &[],
+        &[
+            "scan",
+            "127.89.3.1",
+            "-p",
+            &ports,
+            "--fingerprint-concurrency",
+            "1",
+            "--request-timeout",
+            "10s",
+            "-o",
+            "ndjson",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    // Two sweep connects and the first fingerprint's request.
+    for _ in 0..3 {
+        connections
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the scan connects");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = wait_with_deadline(child, Duration::from_secs(30));
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(3), "exit took {took:?}");
+    let s = common::stdout(&out);
+    assert_eq!(
+        s.matches("interrupted before fingerprinting finished")
+            .count(),
+        2,
+        "both open ports are reported: {s}"
+    );
+}
