@@ -9,11 +9,17 @@ use mcp_scout::probe;
 use mcp_scout::scan::{self, ScanOutcome};
 use tokio_util::sync::CancellationToken;
 
+/// Threads for blocking work (store reads, DNS lookups). Bounded: each thread that ever built
+/// a large API response keeps its own malloc arena, so 512 (tokio's default) let the daemon's
+/// resident memory grow to gigabytes under 50 concurrent list requests.
+const MAX_BLOCKING_THREADS: usize = 32;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
     {

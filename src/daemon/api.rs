@@ -413,12 +413,7 @@ async fn list_servers(
     };
     // Reading and serializing both happen on the blocking pool: a large list must not hold
     // the runtime's workers, which also drive the scheduler.
-    match read(&st.reader, move |r| {
-        let servers = r.servers(&filter)?;
-        Ok(serde_json::to_vec(&ServerList::new(&servers)).unwrap_or_default())
-    })
-    .await
-    {
+    match read(&st.reader, move |r| r.servers_json(&filter)).await {
         Ok(body) => json_bytes(body),
         Err(r) => r,
     }

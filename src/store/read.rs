@@ -118,6 +118,66 @@ impl Reader {
         })
     }
 
+    /// The servers matching `filter` as the API's document, `{"servers":[...],"count":N}`,
+    /// written straight from the stored JSON: each server is its inventory fields followed
+    /// by its stored record, exactly what serializing [`StoredServer`]s gives, without
+    /// parsing every record and serializing it again (most of a large list's cost).
+    pub fn servers_json(&self, filter: &ServerFilter) -> Result<Vec<u8>, StoreError> {
+        let (sql, args) = servers_query(filter);
+        self.with(|conn| {
+            let mut st = conn
+                .prepare_cached(&sql)
+                .map_err(self.sqlite("preparing the server list"))?;
+            let rows = st
+                .query_map(params_from_iter(args.iter()), raw_server)
+                .map_err(self.sqlite("listing servers"))?;
+            let mut out = Vec::with_capacity(4096);
+            out.extend_from_slice(b"{\"servers\":[");
+            let mut count = 0usize;
+            for row in rows {
+                let raw = row.map_err(self.sqlite("listing servers"))?;
+                if count > 0 {
+                    out.push(b',');
+                }
+                self.write_server_json(&mut out, &raw)?;
+                count += 1;
+            }
+            out.extend_from_slice(format!("],\"count\":{count}}}").as_bytes());
+            Ok(out)
+        })
+    }
+
+    fn write_server_json(&self, out: &mut Vec<u8>, raw: &RawServer) -> Result<(), StoreError> {
+        let body = raw
+            .record
+            .trim()
+            .strip_prefix('{')
+            .filter(|b| b.ends_with('}'))
+            .ok_or_else(|| {
+                self.decode("record", format!("server {}: not a JSON object", raw.id))
+            })?;
+        let text = |v: &str| serde_json::to_string(v).unwrap_or_default();
+        out.extend_from_slice(b"{\"id\":");
+        out.extend_from_slice(text(&raw.id).as_bytes());
+        out.extend_from_slice(b",\"status\":");
+        out.extend_from_slice(text(&raw.status).as_bytes());
+        out.extend_from_slice(b",\"first_seen\":");
+        out.extend_from_slice(text(&raw.first_seen).as_bytes());
+        out.extend_from_slice(b",\"last_seen\":");
+        out.extend_from_slice(text(&raw.last_seen).as_bytes());
+        out.extend_from_slice(b",\"jobs\":");
+        out.extend_from_slice(raw.jobs.as_bytes());
+        if let Some(g) = &raw.gone_reason {
+            out.extend_from_slice(b",\"gone_reason\":");
+            out.extend_from_slice(text(g).as_bytes());
+        }
+        if body.trim() != "}" {
+            out.push(b',');
+        }
+        out.extend_from_slice(body.as_bytes());
+        Ok(())
+    }
+
     /// One server and its last [`RECENT_CHANGES`] changes, newest first.
     pub fn server(&self, id: &str) -> Result<Option<(StoredServer, Vec<Change>)>, StoreError> {
         self.with(|conn| {

@@ -596,6 +596,21 @@ async fn every_filter_narrows_and_they_combine() {
         ["10.0.0.2", "10.0.0.10", "fd00::1"],
         "numeric order, v4 first"
     );
+    // The raw-JSON list is the serialized list, for every status (gone_reason included).
+    for status in [StatusFilter::Active, StatusFilter::Gone, StatusFilter::All] {
+        let filter = ServerFilter { status, ..f() };
+        let servers = reader.servers(&filter).unwrap();
+        // Through text, not `json!`: an f32 such as `confidence` must round-trip as printed.
+        let typed: serde_json::Value = serde_json::from_str(&format!(
+            "{{\"servers\":{},\"count\":{}}}",
+            serde_json::to_string(&servers).unwrap(),
+            servers.len()
+        ))
+        .unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_slice(&reader.servers_json(&filter).unwrap()).unwrap();
+        assert_eq!(raw, typed, "{status:?}");
+    }
     assert_eq!(
         ids(ServerFilter {
             status: StatusFilter::Gone,
