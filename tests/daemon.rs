@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{auth, free_port, get_json, http, job, sqlite, write_config, Daemon, Scratch};
+use common::daemon::{
+    auth, free_port, get_json, http, job, slow_job, sqlite, write_config, Daemon, Scratch,
+};
 use common::{require_peers, root, start_peers, wait_with_deadline};
 use serde_json::Value;
 
@@ -203,7 +205,7 @@ fn writes_need_the_token_and_a_running_job_answers_409() {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let _peers = start_peers(&[("py1-streamable", "127.0.0.73", 8000)]);
     // A slow job (a paced sweep of 4,096 loopback probes) so a second trigger meets it running.
-    let slow = "  - name: slow\n    targets: [127.0.16.0/20]\n    ports: \"9\"\n    interval: 1h\n    sweep: { rate: 1000 }\n";
+    let slow = slow_job("127.0.16.0/20", 1000);
     let cfg = write_config(
         &dir,
         port,
@@ -456,7 +458,7 @@ fn kill_9_mid_run_then_restart_keeps_every_shown_change_and_marks_the_run_interr
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let _peers = start_peers(&[("py1-streamable", "127.0.0.76", 8000)]);
-    let slow = "  - name: slow\n    targets: [127.0.32.0/20]\n    ports: \"9\"\n    interval: 1h\n    sweep: { rate: 500 }\n";
+    let slow = slow_job("127.0.32.0/20", 500);
     let cfg = write_config(
         &dir,
         port,
@@ -534,8 +536,8 @@ fn sigterm_exits_0_within_10_s_and_records_the_run_as_interrupted() {
     let dir = Scratch::new("sigterm");
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let slow = "  - name: slow\n    targets: [127.0.48.0/20]\n    ports: \"9\"\n    interval: 1h\n    sweep: { rate: 300 }\n";
-    let cfg = write_config(&dir, port, slow, "");
+    let slow = slow_job("127.0.48.0/20", 300);
+    let cfg = write_config(&dir, port, &slow, "");
     let log = dir.path("daemon.log");
     let d = Daemon::start_with(&cfg, log.clone(), addr, &["--log-format", "json"]);
     d.wait_for("/api/v1/jobs", Duration::from_secs(10), |v| {

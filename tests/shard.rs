@@ -53,40 +53,36 @@ fn shards_cover_the_address_port_space_exactly_once_whatever_their_seeds() {
     }
 }
 
-#[test]
-fn ctrl_c_during_a_fingerprint_stops_the_scan_at_once() {
-    // A server that accepts and never answers keeps a fingerprint busy for its request
-    // timeouts; Ctrl-C must not wait for it (it once spun until the fingerprint ended).
-    let l = std::net::TcpListener::bind("127.89.2.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
+/// Listeners on `ip` that accept and never answer, one per port; each accepted connection
+/// is announced on the returned channel. Returns the ports, comma-joined.
+fn silent_listeners(ip: &str, n: usize) -> (String, std::sync::mpsc::Receiver<()>) {
     let (accepted, connections) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in l.incoming().take(64) {
-            let Ok(s) = s else { break };
-            held.push(s);
-            let _ = accepted.send(());
-        }
-    });
-    let child = common::scout_command(
-        &[],
-        &[
-            "scan",
-            "127.89.2.1",
-            "-p",
-            &port.to_string(),
-            "--fingerprint-budget",
-            "30s",
-            "--request-timeout",
-            "10s",
-            "-o",
-            "ndjson",
-        ],
-    )
-    .spawn()
-    .unwrap();
-    // The sweep's connect, then the fingerprint's first request: it is now in flight.
-    for _ in 0..2 {
+    let mut ports = Vec::new();
+    for _ in 0..n {
+        let l = std::net::TcpListener::bind(format!("{ip}:0")).unwrap();
+        ports.push(l.local_addr().unwrap().port().to_string());
+        let accepted = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in l.incoming().take(32) {
+                let Ok(s) = s else { break };
+                held.push(s);
+                let _ = accepted.send(());
+            }
+        });
+    }
+    (ports.join(","), connections)
+}
+
+/// Start `scan args`, wait for `connects` connections (so work is in flight), send Ctrl-C,
+/// and return what the scan printed and how long it took to exit after the signal.
+fn interrupt_after(
+    args: &[&str],
+    connections: &std::sync::mpsc::Receiver<()>,
+    connects: usize,
+) -> (std::process::Output, Duration) {
+    let child = common::scout_command(&[], args).spawn().unwrap();
+    for _ in 0..connects {
         connections
             .recv_timeout(Duration::from_secs(20))
             .expect("the scan connects");
@@ -98,8 +94,29 @@ fn ctrl_c_during_a_fingerprint_stops_the_scan_at_once() {
         .status()
         .unwrap()
         .success());
-    let out = wait_with_deadline(child, Duration::from_secs(20));
-    let took = start.elapsed();
+    let out = wait_with_deadline(child, Duration::from_secs(30));
+    (out, start.elapsed())
+}
+
+#[test]
+fn ctrl_c_during_a_fingerprint_stops_the_scan_at_once() {
+    // A server that accepts and never answers keeps a fingerprint busy for its request
+    // timeouts; Ctrl-C must not wait for it (it once spun until the fingerprint ended).
+    let (port, connections) = silent_listeners("127.89.2.1", 1);
+    let args = [
+        "scan",
+        "127.89.2.1",
+        "-p",
+        &port,
+        "--fingerprint-budget",
+        "30s",
+        "--request-timeout",
+        "10s",
+        "-o",
+        "ndjson",
+    ];
+    // The sweep's connect, then the fingerprint's first request: it is now in flight.
+    let (out, took) = interrupt_after(&args, &connections, 2);
     assert!(took < Duration::from_secs(3), "exit took {took:?}");
     let s = common::stdout(&out);
     assert!(
@@ -114,54 +131,21 @@ fn ctrl_c_during_a_fingerprint_stops_the_scan_at_once() {
 fn ctrl_c_while_open_ports_wait_for_a_fingerprint_slot_stops_the_scan_at_once() {
     // Two silent servers and one fingerprint slot: the second open port waits for a permit
     // that only the first fingerprint's end would free. Ctrl-C must not wait for it.
-    let (accepted, connections) = std::sync::mpsc::channel();
-    let mut ports = Vec::new();
-    for _ in 0..2 {
-        let l = std::net::TcpListener::bind("127.89.3.1:0").unwrap();
-        ports.push(l.local_addr().unwrap().port().to_string());
-        let accepted = accepted.clone();
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for s in l.incoming().take(32) {
-                let Ok(s) = s else { break };
-                held.push(s);
-                let _ = accepted.send(());
-            }
-        });
-    }
-    let ports = ports.join(",");
-    let child = common::scout_command(
-        &[],
-        &[
-            "scan",
-            "127.89.3.1",
-            "-p",
-            &ports,
-            "--fingerprint-concurrency",
-            "1",
-            "--request-timeout",
-            "10s",
-            "-o",
-            "ndjson",
-        ],
-    )
-    .spawn()
-    .unwrap();
+    let (ports, connections) = silent_listeners("127.89.3.1", 2);
+    let args = [
+        "scan",
+        "127.89.3.1",
+        "-p",
+        &ports,
+        "--fingerprint-concurrency",
+        "1",
+        "--request-timeout",
+        "10s",
+        "-o",
+        "ndjson",
+    ];
     // Two sweep connects and the first fingerprint's request.
-    for _ in 0..3 {
-        connections
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the scan connects");
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    let start = Instant::now();
-    assert!(Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let out = wait_with_deadline(child, Duration::from_secs(30));
-    let took = start.elapsed();
+    let (out, took) = interrupt_after(&args, &connections, 3);
     assert!(took < Duration::from_secs(3), "exit took {took:?}");
     let s = common::stdout(&out);
     assert_eq!(

@@ -367,6 +367,12 @@ pub fn job(name: &str, targets: &str, interval: &str) -> String {
     format!("  - name: {name}\n    targets: [{targets}]\n    ports: \"8000\"\n    interval: {interval}\n    jitter: 0%\n")
 }
 
+/// A job named `slow` whose run lasts a while: a paced sweep of the loopback network `net`
+/// (4,096 addresses for a /20) on a port nothing listens on, at `rate` probes per second.
+pub fn slow_job(net: &str, rate: u32) -> String {
+    format!("  - name: slow\n    targets: [{net}]\n    ports: \"9\"\n    interval: 1h\n    sweep: {{ rate: {rate} }}\n")
+}
+
 pub fn sqlite(db: &Path, sql: &str) -> String {
     sqlite_in(&[], db, sql)
 }
