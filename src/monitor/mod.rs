@@ -12,11 +12,13 @@
 //!   stack, and checked against the variables a check provides, so a bad one is a config
 //!   error; at run time an error is a failed check with a message, never a panic.
 //!
+//! - [`scheduler`]: when each server is checked: a stable phase per server (a hash of its
+//!   id modulo the interval, as Prometheus spreads its scrapes), no drift, at most
+//!   `health.concurrency` batches in flight, never two batches of one server at once; it
+//!   owns each server's state and applies [`state::step`], and hands every result to a
+//!   channel (the store, the metrics) so a slow store never stalls a check.
+//!
 //! What the daemon integration will add (not here yet):
-//! - a scheduler that checks every known server each `health.interval`, spread over the
-//!   interval by a stable offset (a hash of the server id modulo the interval, as Prometheus
-//!   spreads its scrapes), with at most `health.concurrency` checks in flight (a semaphore)
-//!   and never two of the same server at once;
 //! - the built-in `mcp` check (the handshake and `tools/list`, then a DELETE of the session)
 //!   and the `http`, `mcp_call` and `tcp` custom checks, whose results become
 //!   [`cel::CheckVars`] for their `expect` and [`state::CheckResult`]s for [`state::step`];
@@ -27,4 +29,5 @@
 //!   the API's `checks` endpoint and the metrics.
 
 pub mod cel;
+pub mod scheduler;
 pub mod state;

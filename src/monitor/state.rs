@@ -267,6 +267,18 @@ impl HealthState {
         }
     }
 
+    /// A server's state as the store kept it, after a restart: its published status and
+    /// counters stand; the flap history starts empty (it is not stored), so a flapping server
+    /// is published as flapping until its next check re-measures.
+    pub fn restore(health: Health) -> Self {
+        let current = health.status;
+        Self {
+            health,
+            current,
+            changes: VecDeque::new(),
+        }
+    }
+
     /// The `health` object.
     pub fn health(&self) -> &Health {
         &self.health
