@@ -6,6 +6,8 @@
 //! computed from the store at scrape time rather than incremented by hand, so they cannot
 //! drift from what the API shows. Process metrics are read from `/proc/self` at scrape time.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -17,6 +19,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use crate::monitor::state::Status;
 use crate::store::Reader;
 
 /// Labels `{job}`.
@@ -93,7 +96,126 @@ pub struct Metrics {
     pub api_requests: Family<RouteCode, Counter>,
     /// API latency by route.
     pub api_duration: Family<RouteLabel, Histogram>,
+    /// Health checks run, by check and result (`pass`, `fail`).
+    pub check_runs: Family<CheckResultLabel, Counter>,
+    /// Health check latency by check.
+    pub check_duration: Family<CheckLabel, Histogram>,
+    /// The monitor's view of each server, for the per-server gauges.
+    pub health: HealthBoard,
     registry: Arc<Registry>,
+}
+
+/// Labels `{check,result}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckResultLabel {
+    /// The check's name (`mcp` for the built-in one).
+    pub check: String,
+    /// `pass` or `fail`.
+    pub result: String,
+}
+
+/// Labels `{check}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabel {
+    /// The check's name.
+    pub check: String,
+}
+
+/// The monitor's latest status of each watched server and its batches in flight, read at
+/// scrape time by `mcp_scout_server_up`, `mcp_scout_server_health` and
+/// `mcp_scout_checks_in_flight`. Only `server_id` and `server_name` label a server, which
+/// bounds the cardinality to the inventory's size.
+#[derive(Clone, Debug, Default)]
+pub struct HealthBoard {
+    servers: Arc<std::sync::Mutex<BTreeMap<String, (String, Status)>>>,
+    /// Batches of checks running now.
+    pub in_flight: Arc<AtomicUsize>,
+}
+
+impl HealthBoard {
+    /// Record a server's status after a check.
+    pub fn set(&self, id: &str, name: Option<&str>, status: Status) {
+        self.lock()
+            .insert(id.to_owned(), (name.unwrap_or("").to_owned(), status));
+    }
+
+    /// Keep only these servers (the others left the inventory).
+    pub fn retain(&self, keep: &std::collections::HashSet<String>) {
+        self.lock().retain(|id, _| keep.contains(id));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (String, Status)>> {
+        self.servers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpLabels {
+    server_id: String,
+    server_name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HealthLabels {
+    server_id: String,
+    status: String,
+}
+
+/// The statuses `mcp_scout_server_health` has a series for (a gone server is dropped).
+const LIVE_STATUSES: [Status; 4] = [
+    Status::Unknown,
+    Status::Healthy,
+    Status::Degraded,
+    Status::Unhealthy,
+];
+
+impl Collector for HealthBoard {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let up = Family::<UpLabels, Gauge>::default();
+        let health = Family::<HealthLabels, Gauge>::default();
+        for (id, (name, status)) in self.lock().iter() {
+            let is_up = matches!(status, Status::Healthy | Status::Degraded);
+            up.get_or_create(&UpLabels {
+                server_id: id.clone(),
+                server_name: name.clone(),
+            })
+            .set(i64::from(is_up));
+            for s in LIVE_STATUSES {
+                health
+                    .get_or_create(&HealthLabels {
+                        server_id: id.clone(),
+                        status: s.as_str().to_owned(),
+                    })
+                    .set(i64::from(s == *status));
+            }
+        }
+        let m = encoder.encode_descriptor(
+            "mcp_scout_server_up",
+            "1 when the server's last published health is healthy or degraded, else 0",
+            None,
+            up.metric_type(),
+        )?;
+        up.encode(m)?;
+        let m = encoder.encode_descriptor(
+            "mcp_scout_server_health",
+            "1 for the server's published health status, 0 for the others",
+            None,
+            health.metric_type(),
+        )?;
+        health.encode(m)?;
+        let g = ConstGauge::new(
+            i64::try_from(self.in_flight.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
+        );
+        let m = encoder.encode_descriptor(
+            "mcp_scout_checks_in_flight",
+            "Batches of health checks running now",
+            None,
+            g.metric_type(),
+        )?;
+        g.encode(m)
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -163,6 +285,22 @@ impl Metrics {
             "API request latency",
             api_duration.clone(),
         );
+        let check_runs = Family::<CheckResultLabel, Counter>::default();
+        r.register(
+            "mcp_scout_check_runs",
+            "Health checks run, by check and result (pass, fail)",
+            check_runs.clone(),
+        );
+        let check_duration = Family::<CheckLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 15))
+        });
+        r.register(
+            "mcp_scout_check_duration_seconds",
+            "Health check latency",
+            check_duration.clone(),
+        );
+        let health = HealthBoard::default();
+        r.register_collector(Box::new(health.clone()));
         r.register_collector(Box::new(Inventory { reader }));
         r.register_collector(Box::new(Process));
         Self {
@@ -174,6 +312,9 @@ impl Metrics {
             config_reloads,
             api_requests,
             api_duration,
+            check_runs,
+            check_duration,
+            health,
             registry: Arc::new(r),
         }
     }
@@ -275,6 +416,45 @@ pub fn process_stats() -> Option<(f64, u64)> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_health_board_has_one_up_series_and_a_status_set_per_server() {
+        let board = HealthBoard::default();
+        board.set("a-1", Some("weather"), Status::Healthy);
+        board.set("b-2", None, Status::Unhealthy);
+        board.set("c-3", Some("gone soon"), Status::Degraded);
+        board.retain(&["a-1".to_owned(), "b-2".to_owned()].into_iter().collect());
+        board.in_flight.store(3, Ordering::Relaxed);
+        let mut r = Registry::default();
+        r.register_collector(Box::new(board));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        assert!(
+            text.contains(r#"mcp_scout_server_up{server_id="a-1",server_name="weather"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"mcp_scout_server_up{server_id="b-2",server_name=""} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"mcp_scout_server_health{server_id="b-2",status="unhealthy"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"mcp_scout_server_health{server_id="b-2",status="healthy"} 0"#),
+            "{text}"
+        );
+        assert!(!text.contains("c-3"), "{text}");
+        assert_eq!(
+            text.matches("mcp_scout_server_health{").count(),
+            8,
+            "{text}"
+        );
+        assert!(text.contains("mcp_scout_checks_in_flight 3"), "{text}");
+    }
+
     #[test]
     fn process_stats_are_plausible() {
         let (cpu, rss) = super::process_stats().unwrap();

@@ -222,9 +222,12 @@ impl<P: Prober> Scheduler<P> {
         }
     }
 
-    /// The batches running now (the `mcp_scout_checks_in_flight` gauge reads this).
-    pub fn in_flight(&self) -> Arc<std::sync::atomic::AtomicUsize> {
-        self.in_flight.clone()
+    /// Count the batches running now in this counter (the `mcp_scout_checks_in_flight`
+    /// gauge reads it).
+    #[must_use]
+    pub fn with_in_flight(mut self, counter: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        self.in_flight = counter;
+        self
     }
 
     /// Check until `shutdown`; running batches are abandoned then. Returns what it counted.
