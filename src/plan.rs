@@ -260,6 +260,7 @@ impl DiscoverySpec {
                 enumerate_all: self.mdns_all,
                 wait: self.mdns_wait,
                 interfaces: self.interfaces.clone(),
+                ..MdnsOptions::default()
             })
         } else {
             None

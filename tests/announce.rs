@@ -144,6 +144,55 @@ fn watch_reports_announcements_and_goodbyes() {
 }
 
 #[test]
+fn watch_reports_gone_for_a_service_announced_while_it_starts_and_withdrawn_at_once() {
+    if !ready("watch_reports_gone_for_a_service_announced_while_it_starts") {
+        return;
+    }
+    let net = Testnet::up(1, &[]);
+    let mut publisher = Publisher::start(&net.ns("h1"), "10.99.0.11");
+    let mut watch = net
+        .scout_command("scan", &[], &["watch", "--mdns"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Announced while watch starts: watch's first query reaches the publisher while it
+    // announces, and python-zeroconf (which may multicast a record once a second) sends its
+    // answer about a second later, after the goodbyes below: a stale answer with full TTLs
+    // that revives the instance in mdns-sd's cache. watch verifies each new instance
+    // (RFC 6762 §10.4), so the goodbye still ends in `gone`.
+    publisher.cmd("announce r1 _mcp._tcp.local. 10.99.0.11 9000 path=/mcp");
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let _watch = Reaped(watch);
+    let next = |want: &str| -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ev = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {want} event within 20 s"));
+            eprintln!("watch event: {ev}");
+            if ev["event"] == want {
+                return ev;
+            }
+        }
+    };
+    let ev = next("appeared");
+    assert_eq!(ev["name"], "r1._mcp._tcp.local.", "{ev}");
+    // Withdrawn right after it appeared.
+    publisher.cmd("withdraw r1 _mcp._tcp.local.");
+    let ev = next("gone");
+    assert_eq!(ev["name"], "r1._mcp._tcp.local.", "{ev}");
+}
+
+#[test]
 fn mdns_flood_and_malformed_packets_leave_the_scanner_working() {
     if !ready("mdns_flood_and_malformed_packets_leave_the_scanner_working") {
         return;

@@ -6,6 +6,17 @@
 //! module turns its events into [`Candidate`]s, either once within a bounded wait
 //! ([`MdnsBrowser::browse`]) or continuously as appeared/gone events ([`MdnsBrowser::watch`]).
 //!
+//! **Stale answers.** A responder may send an answer it queued before its goodbye after the
+//! goodbye: python-zeroconf, for one, delays its answer to a query that arrived while it was
+//! announcing (RFC 6762 allows a record to be multicast at most once a second), and sends it
+//! after the service was unregistered. The stale answer carries full TTLs (SRV 120 s, PTR
+//! 75 min), so mdns-sd's cache revives the instance and reports no removal for minutes: a
+//! service announced while `watch` starts and withdrawn at once never went `gone`. So in
+//! [`MdnsBrowser::watch`] each newly resolved instance is verified once, [`VERIFY_AFTER`]
+//! later (RFC 6762 §10.4: queries for its SRV and address records; without an answer
+//! within [`VERIFY_TIMEOUT`] they are flushed and the removal is reported). A live instance
+//! answers, and costs one query.
+//!
 //! Bounded: at most [`MAX_INSTANCES`] instances are tracked (a flood of announcements cannot
 //! grow memory), TXT hint values are capped ([`super::candidate::MAX_HINT_LEN`]), and every
 //! wait has a deadline. Addresses are not checked here: the caller applies the scope wall.
@@ -34,6 +45,10 @@ const MAX_TYPES: usize = 64;
 const META_TYPE: &str = "_services._dns-sd._udp.local.";
 /// Events buffered from the mdns-sd thread.
 const EVENT_BUFFER: usize = 1024;
+/// How long after an instance appears `watch` verifies it is still there.
+pub const VERIFY_AFTER: Duration = Duration::from_secs(2);
+/// How long a verified instance has to answer (RFC 6762 §10.4: ten seconds).
+pub const VERIFY_TIMEOUT: Duration = mdns_sd::VERIFY_TIMEOUT_DEFAULT;
 
 /// Browsing settings.
 #[derive(Debug, Clone)]
@@ -46,6 +61,10 @@ pub struct MdnsOptions {
     pub wait: Duration,
     /// Interfaces to use (names); empty means every interface.
     pub interfaces: Vec<String>,
+    /// Continuous mode: verify each new instance this long after it appears.
+    pub verify_after: Duration,
+    /// Continuous mode: how long a verified instance has to answer.
+    pub verify_timeout: Duration,
 }
 
 impl Default for MdnsOptions {
@@ -55,6 +74,8 @@ impl Default for MdnsOptions {
             enumerate_all: false,
             wait: DEFAULT_WAIT,
             interfaces: Vec::new(),
+            verify_after: VERIFY_AFTER,
+            verify_timeout: VERIFY_TIMEOUT,
         }
     }
 }
@@ -243,12 +264,38 @@ impl MdnsBrowser {
         let types = self.types(opts, &shutdown).await?;
         let mut rx = self.subscribe(&types)?;
         let mut seen = Tracker::default();
+        // Instances to verify, due first (bounded by the tracker: one entry per appearance).
+        let mut verify: std::collections::VecDeque<(Instant, String)> = Default::default();
+        let mut queued: std::collections::HashSet<String> = Default::default();
         loop {
+            let due = verify.front().map(|(at, _)| *at);
             let ev = tokio::select! {
                 () = shutdown.cancelled() => break,
+                () = sleep_until(due) => {
+                    while let Some((at, name)) = verify.pop_front() {
+                        if at > Instant::now() {
+                            verify.push_front((at, name));
+                            break;
+                        }
+                        queued.remove(&name);
+                        if seen.services.contains_key(&name) {
+                            tracing::debug!("mdns: verifying {name}");
+                            if let Err(e) = self.daemon.verify(name, opts.verify_timeout) {
+                                tracing::debug!("mdns: cannot verify: {e}");
+                            }
+                        }
+                    }
+                    continue;
+                }
                 ev = rx.recv() => match ev { Some(ev) => ev, None => break },
             };
             for out in seen.apply(ev) {
+                if let DiscoveryEvent::Appeared(c) = &out {
+                    // One entry per instance (an instance appears once per address).
+                    if queued.insert(c.name.clone()) {
+                        verify.push_back((Instant::now() + opts.verify_after, c.name.clone()));
+                    }
+                }
                 if tx.send(out).await.is_err() {
                     return Ok(());
                 }
@@ -258,6 +305,14 @@ impl MdnsBrowser {
             let _ = self.daemon.stop_browse(t);
         }
         Ok(())
+    }
+}
+
+/// Sleep until `at`, or forever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
