@@ -28,9 +28,12 @@
 # Layout (everything lives in namespaces created here; nothing is added to the
 # machine's own network namespace):
 #   ${P}-br    bridge br0 (ports vrt, vh1..vhN, and vscan or the TAP tbr)
-#   ${P}-rt    router, eth0 10.99.0.1/24, ip_forward=1, blackhole 10.99.1.0/24
-#   ${P}-scan  scanner, eth0 10.99.0.2/24, route 10.99.1.0/24 via 10.99.0.1
-#   ${P}-hI    host I, eth0 10.99.0.(10+I)/24, route 10.99.1.0/24 via 10.99.0.1
+#   ${P}-rt    router, eth0 10.99.0.1/24 + fd99::1/64, ip_forward=1, blackhole 10.99.1.0/24
+#   ${P}-scan  scanner, eth0 10.99.0.2/24 + fd99::2/64, route 10.99.1.0/24 via 10.99.0.1
+#   ${P}-hI    host I, eth0 10.99.0.(10+I)/24 + fd99::(10+I)/64 (the same digits: h1 is
+#              10.99.0.11 and fd99::11), route 10.99.1.0/24 via 10.99.0.1
+#   IPv6: the ULA fd99::/64 beside the IPv4 range (no DAD: usable at once), plus each
+#   interface's link-local address, so mDNS also runs over ff02::fb
 #   10.99.0.200-254: held by nobody (connects fail with EHOSTUNREACH after ARP timeout)
 #   10.99.1.0/24:    silently dropped by the router (true timeouts)
 #
@@ -59,6 +62,7 @@ PYTHON="${MS_PYTHON:-python3}"
 STATE_ROOT="${MS_STATE_ROOT:-/run/mcp-scout-testnet}"
 
 NET=10.99.0
+NET6=fd99:
 SCAN_IP="${NET}.2"
 RT_IP="${NET}.1"
 BLACKHOLE=10.99.1.0/24
@@ -181,13 +185,24 @@ add_ns() {
 	ip -n "$1" link set lo up
 }
 
-# add_port BRPORT NS ADDR: veth BRPORT (on br0) <-> eth0 in NS with ADDR/24
+# v6_of ADDR: the IPv6 twin of an IPv4 LAN address (10.99.0.11 -> fd99::11)
+v6_of() { echo "$NET6:${1##*.}"; }
+
+# add_v6 NS ADDR: the IPv6 twin of ADDR on NS's eth0 (nodad: usable at once)
+add_v6() {
+	ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.eth0.disable_ipv6=0 \
+		net.ipv6.conf.eth0.accept_dad=0
+	ip -n "$1" -6 addr add "$(v6_of "$2")/64" dev eth0 nodad
+}
+
+# add_port BRPORT NS ADDR: veth BRPORT (on br0) <-> eth0 in NS with ADDR/24 and its v6 twin
 add_port() {
 	local port=$1 ns=$2 addr=$3
 	ip -n "$NS_BR" link add "$port" type veth peer name eth0 netns "$ns"
 	ip -n "$NS_BR" link set "$port" master br0
 	ip -n "$NS_BR" link set "$port" up
 	ip -n "$ns" addr add "$addr/24" dev eth0
+	add_v6 "$ns" "$addr"
 	ip -n "$ns" link set eth0 up
 }
 
@@ -251,6 +266,7 @@ start_forwarder() {
 	ip -n "$NS_BR" link set tscan netns "$NS_SCAN"
 	ip -n "$NS_SCAN" link set tscan name eth0
 	ip -n "$NS_SCAN" addr add "$SCAN_IP/24" dev eth0
+	add_v6 "$NS_SCAN" "$SCAN_IP"
 	ip -n "$NS_SCAN" link set eth0 up
 	pid_alive "$pid" || die "forwarder died during setup (log: $logf)"
 }

@@ -3,7 +3,9 @@
 //! fallback when ICMP is not permitted. Needs root (network namespaces).
 //!
 //! LAN: scanner 10.99.0.2, router 10.99.0.1 (blackholes 10.99.1.0/24), hosts 10.99.0.11..,
-//! nobody at 10.99.0.200-254. These addresses exist only inside the test's namespaces.
+//! nobody at 10.99.0.200-254; beside it the ULA fd99::/64 with the same last digits
+//! (scanner fd99::2, router fd99::1, hosts fd99::11..). These addresses exist only inside
+//! the test's namespaces.
 
 mod common;
 use std::time::Duration;
@@ -116,6 +118,115 @@ fn icmp_discovery_in_a_namespace_skips_dead_hosts() {
         ]
     );
     assert!(!err.contains("ICMP"), "ICMP works as root: {err}");
+}
+
+/// The open (address, port) pairs of a JSON scan document, addresses as printed.
+fn open_pairs(doc: &serde_json::Value) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["state"] == "open")
+        .map(|f| {
+            (
+                f["ip"].as_str().unwrap().to_string(),
+                f["port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn an_ipv6_slash_120_sweep_finds_the_same_servers_as_ipv4() {
+    if !require_root("an_ipv6_slash_120_sweep_finds_the_same_servers_as_ipv4") {
+        return;
+    }
+    // Each host holds 10.99.0.(10+I) and its twin fd99::(10+I); both listen on the same ports.
+    let net = Testnet::up(2, &[]);
+    let _h1 = net.listen("h1", "10.99.0.11", &[3000, 8000]);
+    let _h1v6 = net.listen("h1", "fd99::11", &[3000, 8000]);
+    let _h2 = net.listen("h2", "10.99.0.12", &[8080]);
+    let _h2v6 = net.listen("h2", "fd99::12", &[8080]);
+    let scan = |target: &str| -> serde_json::Value {
+        let out = net.scout(
+            "scan",
+            &[
+                "scan",
+                "--no-fingerprint",
+                target,
+                "-p",
+                "3000,8000,8080",
+                "--no-ping",
+                "--timeout",
+                "1s",
+                "--retries",
+                "0",
+                "-o",
+                "json",
+            ],
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(0), "{target}: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v4 = open_pairs(&scan("10.99.0.0/24"));
+    let v6 = open_pairs(&scan("fd99::/120"));
+    assert_eq!(
+        v4,
+        [
+            ("10.99.0.11".to_string(), 3000),
+            ("10.99.0.11".to_string(), 8000),
+            ("10.99.0.12".to_string(), 8080)
+        ]
+    );
+    let twins: Vec<(String, u64)> = v4
+        .iter()
+        .map(|(ip, p)| (format!("fd99::{}", ip.rsplit('.').next().unwrap()), *p))
+        .collect();
+    assert_eq!(
+        v6, twins,
+        "the IPv6 sweep finds each server at its twin address"
+    );
+}
+
+#[test]
+fn icmpv6_discovery_skips_dead_hosts() {
+    if !require_root("icmpv6_discovery_skips_dead_hosts") {
+        return;
+    }
+    let net = Testnet::up(2, &[]);
+    let _h1 = net.listen("h1", "fd99::11", &[8000]);
+    let _h2 = net.listen("h2", "fd99::12", &[3000]);
+    let out = net.scout(
+        "scan",
+        &[
+            "scan",
+            "--no-fingerprint",
+            "fd99::/120",
+            "-p",
+            "3000,8000,8080",
+            "-o",
+            "json",
+        ],
+        Duration::from_secs(60),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &doc["scan"];
+    // Up by ICMPv6 echo: router ::1, scanner ::2, h1 ::11, h2 ::12.
+    assert_eq!(s["hosts_up"], 4, "{s}");
+    assert_eq!(s["skipped_host_down"], (256 - 4) * 3, "{s}");
+    assert_eq!(
+        open_pairs(&doc),
+        [
+            ("fd99::11".to_string(), 8000),
+            ("fd99::12".to_string(), 3000)
+        ]
+    );
+    assert!(!err.contains("ICMP"), "ICMPv6 works as root: {err}");
 }
 
 #[test]

@@ -536,7 +536,7 @@ impl Testnet {
             "import socket,selectors,sys\n\
              sel=selectors.DefaultSelector()\n\
              for p in [{}]:\n\
-             \x20s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind(('{ip}',p)); s.listen(512); s.setblocking(False); sel.register(s,selectors.EVENT_READ)\n\
+             \x20s=socket.socket(socket.AF_INET6 if ':' in '{ip}' else socket.AF_INET); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind(('{ip}',p)); s.listen(512); s.setblocking(False); sel.register(s,selectors.EVENT_READ)\n\
              print('ready',flush=True)\n\
              while True:\n\
              \x20for k,_ in sel.select():\n\
