@@ -95,6 +95,38 @@ fn mdns_server_at_an_unusual_port_and_path_is_found_confirmed_and_merged() {
 }
 
 #[test]
+fn an_mdns_announcement_with_only_an_aaaa_record_is_found_over_ff02_fb() {
+    if !ready("an_mdns_announcement_with_only_an_aaaa_record_is_found_over_ff02_fb") {
+        return;
+    }
+    let net = Testnet::up(1, &[]);
+    let _srv = net.peer("h1", "py1-streamable", "fd99::11", 8765, None);
+    // The publisher speaks only IPv6 mDNS (ff02::fb) and the instance has only an AAAA record.
+    let mut publisher = Publisher::start_with(
+        &net.ns("h1"),
+        "10.99.0.11",
+        &["--ip-version", "6", "--interface-ip6", "fd99::11"],
+    );
+    publisher.cmd("announce v6srv _mcp._tcp.local. fd99::11 8765 path=/mcp");
+    let out = net.scout(
+        "scan",
+        &["scan", "--mdns", "--mdns-wait", "3s", "-o", "json"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc = json(&out);
+    let f = &doc["findings"].as_array().unwrap()[..];
+    assert_eq!(f.len(), 1, "{doc}");
+    assert_eq!(f[0]["ip"], "fd99::11", "{doc}");
+    assert_eq!(f[0]["kind"], "mcp", "{doc}");
+    assert_eq!(f[0]["url"], "http://[fd99::11]:8765/mcp", "{doc}");
+    assert_eq!(
+        f[0]["announced_as"],
+        serde_json::json!(["v6srv._mcp._tcp.local."])
+    );
+}
+
+#[test]
 fn watch_reports_announcements_and_goodbyes() {
     if !ready("watch_reports_announcements_and_goodbyes") {
         return;
@@ -345,6 +377,40 @@ fn srv_records_are_resolved_walled_and_reported_plainly() {
         .map(|o| o["ip"].as_str().unwrap())
         .collect();
     assert!(walled.contains(&"10.99.0.11"), "{walled:?}");
+}
+
+#[test]
+fn srv_targets_that_resolve_only_to_aaaa_are_found_at_their_ipv6_address() {
+    if !ready("srv_targets_that_resolve_only_to_aaaa_are_found_at_their_ipv6_address") {
+        return;
+    }
+    let net = Testnet::up(1, &[]);
+    let _dns = net.dnsmasq("scan", "10.99.0.2");
+    let _srv = net.peer("h1", "py1-streamable", "fd99::11", 8000, None);
+    let out = net.scout(
+        "scan",
+        &[
+            "scan",
+            "--srv",
+            "_v6._tcp.example.test",
+            "--dns-server",
+            "10.99.0.2",
+            "-o",
+            "json",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc = json(&out);
+    let f = &doc["findings"].as_array().unwrap()[..];
+    assert_eq!(f.len(), 1, "{doc}");
+    assert_eq!(f[0]["ip"], "fd99::11", "{doc}");
+    assert_eq!(f[0]["kind"], "mcp", "{doc}");
+    assert_eq!(f[0]["origins"], serde_json::json!(["srv"]));
+    assert_eq!(
+        f[0]["announced_as"],
+        serde_json::json!(["_v6._tcp.example.test"])
+    );
 }
 
 #[test]

@@ -1,10 +1,14 @@
-"""mDNS test publisher driven line by line on stdin (python-zeroconf, IPv4 only).
+"""mDNS test publisher driven line by line on stdin (python-zeroconf; IPv4 by default).
 
 Run it ONLY inside a test network namespace, never in the machine's own one (it would speak
 on the real interface):
 
     ip netns exec P-h1 $MCP_SCOUT_PEERS/mdns/bin/python scripts/peers/mdns_publish.py \
         --interface-ip 10.99.0.11
+
+With `--ip-version 6` it speaks only over IPv6 (ff02::fb, from the interface that holds
+--interface-ip's twin, given as --interface-ip6), and with `all` over both; `announce` then
+takes an IPv6 address, which is published as an AAAA record.
 
 It prints `READY <ip>` once zeroconf is up, then reads one command per line on stdin and
 answers each with exactly one stdout line: `OK <the command> [key=value ...]` or
@@ -139,11 +143,24 @@ def parse_port(s: str) -> int:
     return port
 
 
-def parse_ipv4(s: str) -> bytes:
+def parse_ip(s: str) -> bytes:
+    """An IPv4 or IPv6 address, packed (an AAAA record for IPv6)."""
     try:
-        return ipaddress.IPv4Address(s).packed
+        return ipaddress.ip_address(s).packed
     except ValueError:
-        raise CmdError(f"bad IPv4 address {s!r}") from None
+        raise CmdError(f"bad IP address {s!r}") from None
+
+
+def ifindex_of(ip: str) -> int:
+    """The index of the interface that holds `ip` (from `ip -o addr`)."""
+    import subprocess
+
+    out = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True, check=True)
+    for line in out.stdout.splitlines():
+        f = line.split()
+        if len(f) > 3 and f[3].split("/")[0] == ip:
+            return socket.if_nametoindex(f[1])
+    sys.exit(f"mdns_publish: {ip} is not an address of this namespace")
 
 
 def parse_count(s: str, what: str, lo: int, hi: int) -> int:
@@ -167,10 +184,19 @@ def parse_props(words: list[str]) -> dict[str, str | None]:
 
 
 class Publisher:
-    def __init__(self, ip: str, probe: bool) -> None:
+    def __init__(self, ip: str, probe: bool, ip_version: str = "4", ip6: str | None = None) -> None:
         self.ip = ip
         self.probe = probe
-        self.zc = Zeroconf(interfaces=[ip], ip_version=IPVersion.V4Only)
+        if ip_version == "4":
+            self.zc = Zeroconf(interfaces=[ip], ip_version=IPVersion.V4Only)
+        else:
+            if ip6 is None:
+                sys.exit("mdns_publish: --ip-version 6 or all needs --interface-ip6")
+            index = ifindex_of(ip6)
+            if ip_version == "6":
+                self.zc = Zeroconf(interfaces=[index], ip_version=IPVersion.V6Only)
+            else:
+                self.zc = Zeroconf(interfaces=[ip, index], ip_version=IPVersion.All)
         self.services: dict[tuple[str, str], ServiceInfo] = {}
 
     # -- helpers ---------------------------------------------------------------------------
@@ -181,7 +207,7 @@ class Publisher:
         return fut.result(timeout)
 
     def _info(self, name: str, type_: str, ip: str, port: int, props, server: str) -> ServiceInfo:
-        packed = parse_ipv4(ip)
+        packed = parse_ip(ip)
         try:
             return ServiceInfo(
                 type_,
@@ -397,6 +423,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description="mDNS test publisher (stdin commands, stdout acks)")
     ap.add_argument("--interface-ip", required=True, help="IPv4 address of the interface to use")
     ap.add_argument(
+        "--ip-version",
+        choices=["4", "6", "all"],
+        default="4",
+        help="speak mDNS over IPv4 (224.0.0.251), IPv6 (ff02::fb) or both",
+    )
+    ap.add_argument("--interface-ip6", help="IPv6 address of the interface (with --ip-version 6/all)")
+    ap.add_argument(
         "--no-probe",
         action="store_true",
         help="announce/bigtxt/manytxt skip RFC 6762 probing (about 1.5 s faster each)",
@@ -415,7 +448,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    pub = Publisher(args.interface_ip, probe=not args.no_probe)
+    pub = Publisher(
+        args.interface_ip, probe=not args.no_probe, ip_version=args.ip_version, ip6=args.interface_ip6
+    )
     try:
         pub._run(pub.zc.async_wait_for_start(), timeout=15)
         out(f"READY {args.interface_ip}")

@@ -769,6 +769,11 @@ impl Publisher {
     /// Start the publisher in `ns`, which must be a namespace of a [`Testnet`] of this
     /// process: mDNS never runs in the machine's own namespace.
     pub fn start(ns: &str, ip: &str) -> Self {
+        Self::start_with(ns, ip, &[])
+    }
+
+    /// [`Publisher::start`] with extra arguments (`--ip-version 6 --interface-ip6 fd99::11`).
+    pub fn start_with(ns: &str, ip: &str, extra: &[&str]) -> Self {
         assert!(
             ns.starts_with(&format!("{}x", net_prefix_stem())),
             "{ns} is not a namespace this test process created"
@@ -779,6 +784,7 @@ impl Publisher {
             .arg(py)
             .arg(root().join("scripts/peers/mdns_publish.py"))
             .args(["--interface-ip", ip, "--no-probe"])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
