@@ -166,7 +166,8 @@ fn record(i: u32, pass: u32) -> Record {
             title: None,
             tls: None,
         }),
-        health: Vec::new(),
+        health_endpoints: Vec::new(),
+        health: None,
         evidence: vec![
             "initialize result with serverInfo".into(),
             "tools/list answered".into(),

@@ -26,8 +26,9 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// Every migration, oldest first. Append; never edit one that has shipped.
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    r#"
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        r#"
 CREATE TABLE servers (
     id          TEXT PRIMARY KEY,
     url         TEXT NOT NULL,
@@ -103,7 +104,58 @@ CREATE TABLE meta (
     v TEXT
 ) WITHOUT ROWID;
 "#,
-)];
+    ),
+    // 2 (issue 8): health history. The record's `health` array (MCP Mesh health endpoints)
+    // is renamed `health_endpoints`, and `health` becomes the monitor's object (null until
+    // a check ran). `servers.health` is that object as JSON, `health_status` its status for
+    // the filter (`unknown` when never checked, `gone` for gone servers), `uptime` the
+    // fractions kept current on each write (so lists never aggregate history).
+    M::up(
+        r#"
+UPDATE servers SET record = json_set(
+        json_remove(record, '$.health'),
+        '$.health_endpoints', json(json_extract(record, '$.health')),
+        '$.health', NULL)
+    WHERE json_type(record, '$.health') = 'array';
+ALTER TABLE servers ADD COLUMN health TEXT;
+ALTER TABLE servers ADD COLUMN health_status TEXT NOT NULL DEFAULT 'unknown'
+    CHECK (health_status IN ('unknown', 'healthy', 'degraded', 'unhealthy', 'gone'));
+ALTER TABLE servers ADD COLUMN uptime TEXT;
+UPDATE servers SET health_status = 'gone' WHERE status = 'gone';
+CREATE INDEX servers_by_health ON servers (health_status, status);
+
+-- One row per check result, kept for store.retention.
+CREATE TABLE check_results (
+    id         INTEGER PRIMARY KEY,
+    server_id  TEXT NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+    check_name TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    ok         INTEGER NOT NULL,
+    critical   INTEGER NOT NULL,
+    latency_ms REAL,
+    message    TEXT NOT NULL
+);
+CREATE INDEX check_results_by_server ON check_results (server_id, at);
+CREATE INDEX check_results_by_check ON check_results (server_id, check_name, at);
+CREATE INDEX check_results_by_at ON check_results (at);
+
+-- Per (server, check, UTC hour `YYYY-MM-DDTHH`), kept 90 days.
+CREATE TABLE check_rollups (
+    server_id     TEXT NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+    check_name    TEXT NOT NULL,
+    hour          TEXT NOT NULL,
+    critical      INTEGER NOT NULL,
+    total         INTEGER NOT NULL,
+    ok            INTEGER NOT NULL,
+    latency_sum   REAL NOT NULL DEFAULT 0,
+    latency_count INTEGER NOT NULL DEFAULT 0,
+    latency_max   REAL,
+    PRIMARY KEY (server_id, check_name, hour)
+) WITHOUT ROWID;
+CREATE INDEX check_rollups_by_hour ON check_rollups (hour);
+"#,
+    ),
+];
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub fn schema_version() -> i64 {
