@@ -527,6 +527,8 @@ pub enum StoreError {
 }
 
 #[cfg(test)]
+mod health_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod testutil;

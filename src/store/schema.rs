@@ -338,6 +338,55 @@ mod tests {
     }
 
     #[test]
+    fn migration_2_renames_the_stored_health_array_and_keeps_gone_servers_gone() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        Migrations::from_slice(&MIGRATIONS[..1])
+            .to_latest(&mut conn)
+            .unwrap();
+        let mut rec =
+            serde_json::to_value(crate::store::testutil::mcp("10.0.0.1", 8000, vec![])).unwrap();
+        let obj = rec.as_object_mut().unwrap();
+        obj.remove("health_endpoints");
+        obj.insert(
+            "health".into(),
+            serde_json::json!([{"path": "/livez", "status": 200}]),
+        );
+        for (id, status) in [("a", "active"), ("b", "gone")] {
+            conn.execute(
+                "INSERT INTO servers (id, url, ip, ip_key, port, kind, status, first_seen,
+                                      last_seen, record)
+                 VALUES (?1, 'http://10.0.0.1:8000/mcp', '10.0.0.1', x'00', 8000, 'mcp', ?2,
+                         't', 't', ?3)",
+                rusqlite::params![id, status, rec.to_string()],
+            )
+            .unwrap();
+        }
+        Migrations::from_slice(MIGRATIONS)
+            .to_latest(&mut conn)
+            .unwrap();
+        let (text, health_status): (String, String) = conn
+            .query_row(
+                "SELECT record, health_status FROM servers WHERE id = 'a'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let r: crate::finding::Record = serde_json::from_str(&text).unwrap();
+        assert_eq!(r.health, None);
+        assert_eq!(r.health_endpoints.len(), 1);
+        assert_eq!(r.health_endpoints[0].path, "/livez");
+        assert_eq!(health_status, "unknown");
+        let gone: String = conn
+            .query_row(
+                "SELECT health_status FROM servers WHERE id = 'b'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, "gone");
+    }
+
+    #[test]
     fn ip_keys_sort_numerically_and_put_ipv4_first() {
         let k = |s: &str| ip_key(s.parse().unwrap());
         assert!(k("10.0.0.2") < k("10.0.0.10"));
