@@ -215,7 +215,8 @@ impl<'a, 't> Batch<'a, 't> {
                     .execute([&id])?;
                 h
             }
-            Some(_) => health::current(self.tx, &id)?,
+            // Carried over from the stored record below (no extra query per rescanned server).
+            Some(_) => None,
         };
         let (change, tools_changed) = match existing {
             None => (
@@ -236,6 +237,7 @@ impl<'a, 't> Batch<'a, 't> {
             }
             Some((_, old_json, _)) => match serde_json::from_str::<Record>(&old_json) {
                 Ok(old) => {
+                    rec.health = old.health.clone();
                     merge_seen(&old, &mut rec);
                     let tools_changed = old.tools != rec.tools;
                     (
@@ -244,6 +246,7 @@ impl<'a, 't> Batch<'a, 't> {
                     )
                 }
                 Err(e) => {
+                    rec.health = health::current(self.tx, &id)?;
                     tracing::warn!(
                         %id,
                         error = %e,

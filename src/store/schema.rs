@@ -122,7 +122,8 @@ ALTER TABLE servers ADD COLUMN health_status TEXT NOT NULL DEFAULT 'unknown'
     CHECK (health_status IN ('unknown', 'healthy', 'degraded', 'unhealthy', 'gone'));
 ALTER TABLE servers ADD COLUMN uptime TEXT;
 UPDATE servers SET health_status = 'gone' WHERE status = 'gone';
-CREATE INDEX servers_by_health ON servers (health_status, status);
+-- Equalities on both, then the list order: a health filter reads its rows in order.
+CREATE INDEX servers_by_health ON servers (health_status, status, ip_key, port);
 
 -- One row per check result, kept for store.retention.
 CREATE TABLE check_results (
