@@ -9,6 +9,10 @@
 //! Query strings are parsed strictly: an unknown parameter or a bad value is a 400 that
 //! names it and lists what is accepted, so a typo never silently widens a filter.
 //!
+//! `GET /api/v1/servers?health_status=` filters on the monitor's stored status, and `GET
+//! /api/v1/servers/{id}/checks` lists a server's stored check results, newest first; both
+//! read what [`crate::store::Store::record_health`] wrote.
+//!
 //! `GET /api/v1/changes/stream` is Server-Sent Events: it replays from the store after
 //! `Last-Event-ID` (or `?since=`), then follows the writer's broadcast of committed
 //! changes; a subscriber that lags reloads from the store instead of losing events.

@@ -5,6 +5,10 @@
 //! servers whose port now answers as something else, and, for a completed run only, count
 //! misses per (server, job). A crash leaves all of it or none of it.
 //!
+//! A server that goes (missed runs, not MCP, goodbye, forget) also has its health set to
+//! `gone`, and one that comes back starts over as `unknown`; [`super::health`] does that part
+//! and stores the monitor's checks.
+//!
 //! Every function here takes the writer's connection and returns what was committed; the
 //! writer publishes the changes only after `commit` returns. Nothing here keeps state
 //! between calls, so a failed transaction can be retried as it was.
