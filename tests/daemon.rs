@@ -1070,6 +1070,33 @@ fn stored_health_is_served_filtered_and_listed_with_its_checks_by_the_api_and_th
         let row = table.lines().nth(1).unwrap();
         assert!(row.split_whitespace().any(|c| c == "healthy"), "{table}");
     }
+
+    // Forgetting a checked server: gone, then health_changed to gone, both counted.
+    let (code, body) = d.http(
+        "DELETE",
+        &format!("/api/v1/servers/{id}"),
+        &[("Authorization", &auth())],
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["change"]["kind"], "gone");
+    assert_eq!(
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["kind"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["gone", "health_changed"]
+    );
+    assert_eq!(v["changes"][1]["detail"]["from"], "healthy");
+    assert_eq!(v["changes"][1]["detail"]["to"], "gone");
+    let (_, metrics) = d.http("GET", "/metrics", &[], "");
+    assert!(
+        metrics.contains("mcp_scout_changes_total{kind=\"health_changed\"} 1"),
+        "{metrics}"
+    );
     let (code, _) = d.stop();
     assert_eq!(code, Some(0));
 }
