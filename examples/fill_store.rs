@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example fill_store -- STORE.db [--count N] [--job NAME] [--runs R]
+//!                                                [--checks K]
 //! ```
 //!
 //! Used by `scripts/bench-daemon.sh` (parts `api` and `store`). Each record looks like what
@@ -16,6 +17,12 @@
 //! Each run's wall time, from `begin_run` to the committed `finish_run`, is printed as
 //! `run=K records=N appeared=A updated=U gone=G seconds=S records_per_s=X`, then the file
 //! size. The store must not be in use by a daemon (its lock would refuse the open).
+//!
+//! `--checks K` (default 0) then stores K rounds of health checks of every server through
+//! `Store::record_health`, as the monitor will, 30 s apart and ending now: one passing
+//! critical `mcp` check each (every 10th server fails it, so statuses and uptimes differ),
+//! through the real state machine. Each round's time is printed as
+//! `checks=K updates=N seconds=S updates_per_s=X`; the lists then carry health and uptime.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -58,23 +65,25 @@ struct Args {
     count: u32,
     job: String,
     runs: u32,
+    checks: u32,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: fill_store STORE.db [--count N] [--job NAME] [--runs R]");
+    eprintln!("usage: fill_store STORE.db [--count N] [--job NAME] [--runs R] [--checks K]");
     std::process::exit(2);
 }
 
 fn parse_args() -> Args {
     let mut it = std::env::args().skip(1);
     let mut db = None;
-    let (mut count, mut job, mut runs) = (10_000u32, "fill".to_string(), 2u32);
+    let (mut count, mut job, mut runs, mut checks) = (10_000u32, "fill".to_string(), 2u32, 0u32);
     while let Some(a) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| usage());
         match a.as_str() {
             "--count" => count = value().parse().unwrap_or_else(|_| usage()),
             "--job" => job = value(),
             "--runs" => runs = value().parse().unwrap_or_else(|_| usage()),
+            "--checks" => checks = value().parse().unwrap_or_else(|_| usage()),
             "-h" | "--help" => usage(),
             s if s.starts_with('-') => usage(),
             _ if db.is_none() => db = Some(PathBuf::from(a)),
@@ -90,6 +99,7 @@ fn parse_args() -> Args {
         count,
         job,
         runs,
+        checks,
     }
 }
 
@@ -166,7 +176,8 @@ fn record(i: u32, pass: u32) -> Record {
             title: None,
             tls: None,
         }),
-        health: Vec::new(),
+        health_endpoints: Vec::new(),
+        health: None,
         evidence: vec![
             "initialize result with serverInfo".into(),
             "tools/list answered".into(),
@@ -222,9 +233,60 @@ async fn main() {
             n as f64 / s,
         );
     }
+    if args.checks > 0 {
+        check_rounds(&store, &args).await;
+    }
     drop(store);
     handle.close().await.expect("closing the store");
     let size = std::fs::metadata(&args.db).map_or(0, |m| m.len());
     let wal = std::fs::metadata(args.db.with_extension("db-wal")).map_or(0, |m| m.len());
     println!("db_bytes={size} wal_bytes={wal}");
+}
+
+/// `--checks`: rounds of `record_health` for every server, 30 s apart, the last one now.
+async fn check_rounds(store: &Store, args: &Args) {
+    use mcp_scout::monitor::state::{step, CheckResult, HealthState, Thresholds};
+    use mcp_scout::store::{HealthUpdate, ServerId};
+    use std::time::{Duration, SystemTime};
+    let now = SystemTime::now();
+    let start = now - Duration::from_secs(30 * u64::from(args.checks - 1));
+    let ids: Vec<String> = (0..args.count)
+        .map(|i| {
+            let url = record(i, 1).url.expect("records have a URL");
+            ServerId::from_url(&url).into_string()
+        })
+        .collect();
+    let mut states: Vec<HealthState> = ids.iter().map(|_| HealthState::new(start)).collect();
+    for round in 0..args.checks {
+        let at = start + Duration::from_secs(30 * u64::from(round));
+        let t0 = Instant::now();
+        for (i, (id, state)) in ids.iter().zip(states.iter_mut()).enumerate() {
+            let r = if i % 10 == 3 {
+                CheckResult::fail("mcp", "timeout after 10s")
+            } else {
+                CheckResult::pass("mcp")
+            };
+            let results = vec![r.with_latency(Duration::from_millis(3 + (i % 7) as u64))];
+            let (next, transition) = step(state, &results, &Thresholds::default(), at);
+            store
+                .record_health(HealthUpdate {
+                    server_id: id.clone(),
+                    at,
+                    results,
+                    health: next.health().clone(),
+                    transition,
+                    tools: None,
+                })
+                .await
+                .expect("record_health");
+            *state = next;
+        }
+        let s = t0.elapsed().as_secs_f64();
+        println!(
+            "checks={} updates={} seconds={s:.3} updates_per_s={:.0}",
+            round + 1,
+            ids.len(),
+            ids.len() as f64 / s
+        );
+    }
 }

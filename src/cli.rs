@@ -125,6 +125,10 @@ pub struct ServersArgs {
     /// active (default), gone or all.
     #[arg(long, value_name = "STATUS")]
     pub status: Option<String>,
+    /// Only this health status: unknown (also never checked), healthy, degraded, unhealthy,
+    /// gone.
+    #[arg(long, value_name = "STATUS")]
+    pub health_status: Option<String>,
     /// Output format on stdout.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,

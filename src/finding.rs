@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::fingerprint::{
     AuthInfo, Fingerprint, HealthEndpoint, HttpInfo, Tool, Transport, Verdict,
 };
+use crate::monitor::state::Health;
 pub use crate::vocab::{rfc3339, Origin, PortState, ProbeResult};
 
 /// The output record (stable schema, documented in README.md).
@@ -61,8 +62,11 @@ pub struct Record {
     pub auth: Option<AuthInfo>,
     /// HTTP facts (scheme, status, Server, title, certificate).
     pub http: Option<HttpInfo>,
-    /// MCP Mesh health endpoints that answered.
-    pub health: Vec<HealthEndpoint>,
+    /// MCP Mesh health endpoints that answered (`health` before the monitor took that name).
+    pub health_endpoints: Vec<HealthEndpoint>,
+    /// The monitor's health object; null in `scan` output (nothing checked it), the
+    /// stored server's health in the inventory.
+    pub health: Option<Health>,
     /// Signals behind the verdict, strongest first.
     pub evidence: Vec<String>,
     /// Confidence in the verdict, 0 to 1 (null without fingerprinting).
@@ -93,7 +97,8 @@ impl From<&ProbeResult> for Record {
             prompts: None,
             auth: None,
             http: None,
-            health: Vec::new(),
+            health_endpoints: Vec::new(),
+            health: None,
             evidence: Vec::new(),
             confidence: None,
         }
@@ -116,7 +121,7 @@ impl Record {
             self.tools = m.tools;
             self.resources = m.resources;
             self.prompts = m.prompts;
-            self.health = m.health;
+            self.health_endpoints = m.health_endpoints;
         }
         self.auth = fp.auth;
         self.http = fp.http;
@@ -148,6 +153,8 @@ mod tests {
         assert_eq!(v["rtt_ms"], 1.234);
         assert_eq!(v["kind"], "open");
         assert!(v["tools"].as_array().unwrap().is_empty());
+        assert!(v["health_endpoints"].as_array().unwrap().is_empty());
+        assert!(v["health"].is_null(), "scan records carry health: null");
         assert!(v["url"].is_null() && v["confidence"].is_null());
         assert_eq!(v["origins"][0], "sweep");
         assert_eq!(v["seen_at"], "2023-11-14T22:13:20.123Z");

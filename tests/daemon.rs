@@ -87,7 +87,7 @@ fn finds_stores_and_serves_real_mcp_servers_then_notices_them_go_and_come_back()
     assert_eq!(count("?status=gone"), 0);
     for (q, want) in [
         ("?kind=bogus", "invalid kind \"bogus\"; accepted values: mcp, mcp-auth-required, mcp-likely"),
-        ("?colour=red", "unknown parameter \"colour\"; accepted: kind, transport, origin, job, capability, server_name, status"),
+        ("?colour=red", "unknown parameter \"colour\"; accepted: kind, transport, origin, job, capability, server_name, status, health_status"),
         ("?status=maybe", "invalid status \"maybe\"; accepted values: active, gone, all"),
     ] {
         let (code, v) = get_json(addr, &format!("/api/v1/servers{q}"));
@@ -869,4 +869,234 @@ fn config_check_prints_one_line_per_job_and_refuses_bad_files_with_exit_2() {
         common::stderr(&out)
     );
     assert!(out.stdout.is_empty());
+}
+
+/// Fill the stopped daemon's store with three checks of `id` through the library's own
+/// writer (the monitor scheduler is not wired yet): healthy, a failure (still healthy below
+/// the threshold), healthy. Returns the times of the checks.
+fn record_three_checks(db: &Path, id: &str) -> Vec<std::time::SystemTime> {
+    use mcp_scout::monitor::state::{step, CheckResult, HealthState, Thresholds};
+    use mcp_scout::store::{HealthUpdate, Store, StoreOptions};
+    let now = std::time::SystemTime::now();
+    let ms = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let now = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+    let times = vec![
+        now - Duration::from_secs(60),
+        now - Duration::from_secs(30),
+        now,
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (store, handle) = Store::open(StoreOptions::new(db)).unwrap();
+        let mut s = HealthState::new(times[0]);
+        for (i, at) in times.iter().enumerate() {
+            let r = if i == 1 {
+                CheckResult::fail("mcp", "timeout after 10s")
+            } else {
+                CheckResult::pass("mcp").with_latency(Duration::from_millis(12))
+            };
+            let results = vec![r];
+            let (next, transition) = step(&s, &results, &Thresholds::default(), *at);
+            store
+                .record_health(HealthUpdate {
+                    server_id: id.into(),
+                    at: *at,
+                    results,
+                    health: next.health().clone(),
+                    transition,
+                    tools: None,
+                })
+                .await
+                .unwrap();
+            s = next;
+        }
+        drop(store);
+        handle.close().await.unwrap();
+    });
+    times
+}
+
+#[test]
+fn stored_health_is_served_filtered_and_listed_with_its_checks_by_the_api_and_the_cli() {
+    if !require_peers("stored_health_is_served") {
+        return;
+    }
+    let dir = Scratch::new("health");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _peers = start_peers(&[("py1-streamable", "127.0.0.84", 8000)]);
+    let cfg = write_config(&dir, port, &job("lo", "127.0.0.84", "1h"), "");
+    let d = Daemon::start(&cfg, dir.path("daemon.log"), addr);
+    let v = d.wait_for("/api/v1/servers", Duration::from_secs(60), |v| {
+        v["count"] == 1
+    });
+    let s = &v["servers"][0];
+    let id = s["id"].as_str().unwrap().to_string();
+    assert!(s["health"].is_null(), "never checked: {s}");
+    assert_eq!(
+        s["uptime"],
+        serde_json::json!({"1h": null, "24h": null, "7d": null, "30d": null})
+    );
+    assert!(s["health_endpoints"].is_array(), "{s}");
+    let count = |q: &str| {
+        get_json(addr, &format!("/api/v1/servers{q}")).1["count"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        count("?health_status=unknown"),
+        1,
+        "never checked is unknown"
+    );
+    assert_eq!(count("?health_status=healthy"), 0);
+    let (code, _) = d.stop();
+    assert_eq!(code, Some(0));
+
+    let db = dir.path("inventory.db");
+    let times = record_three_checks(&db, &id);
+
+    // Restarted: the run at start rescans the server and must keep its health.
+    let d = Daemon::start(&cfg, dir.path("daemon2.log"), addr);
+    d.wait_for("/api/v1/runs?job=lo", Duration::from_secs(60), |v| {
+        v["count"] == 2 && v["runs"][0]["status"] == "completed"
+    });
+    let (code, one) = get_json(addr, &format!("/api/v1/servers/{id}"));
+    assert_eq!(code, 200);
+    assert_eq!(one["health"]["status"], "healthy", "{one}");
+    assert_eq!(one["health"]["consecutive_successes"], 1);
+    assert_eq!(one["health"]["checks"][0]["name"], "mcp");
+    assert_eq!(one["health"]["latency_ms"], 12.0);
+    let up = one["uptime"]["1h"].as_f64().unwrap();
+    assert!((up - 2.0 / 3.0).abs() < 1e-9, "{}", one["uptime"]);
+    assert!(one["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["kind"] == "health_changed"
+            && c["detail"]
+                == serde_json::json!({"from": "unknown", "to": "healthy",
+                    "reason": "first check passed", "check": null})));
+    assert_eq!(count("?health_status=healthy"), 1);
+    assert_eq!(count("?health_status=healthy&kind=mcp&status=active"), 1);
+    assert_eq!(count("?health_status=unhealthy"), 0);
+    assert_eq!(count("?health_status=unknown"), 0);
+    let (code, v) = get_json(addr, "/api/v1/servers?health_status=sick");
+    assert_eq!(
+        (code, v["error"].as_str().unwrap()),
+        (
+            400,
+            "invalid health_status \"sick\"; accepted values: unknown, healthy, degraded, unhealthy, gone"
+        )
+    );
+
+    // The check history, newest first, with its filters and their errors.
+    let checks = |q: &str| get_json(addr, &format!("/api/v1/servers/{id}/checks{q}"));
+    let (code, v) = checks("");
+    assert_eq!((code, v["count"].as_u64()), (200, Some(3)), "{v}");
+    let rows = v["checks"].as_array().unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| r["ok"].as_bool().unwrap())
+            .collect::<Vec<_>>(),
+        [true, false, true]
+    );
+    assert_eq!(rows[1]["message"], "timeout after 10s");
+    assert_eq!(rows[1]["check"], "mcp");
+    assert!(rows[1]["latency_ms"].is_null());
+    assert_eq!(rows[0]["latency_ms"], 12.0);
+    let since = mcp_scout::finding::rfc3339(times[1]);
+    assert_eq!(checks(&format!("?since={since}")).1["count"], 2);
+    assert_eq!(checks("?check=mcp&limit=1").1["count"], 1);
+    assert_eq!(checks("?check=other").1["count"], 0);
+    for (q, code, want) in [
+        ("?since=yesterday", 400, "invalid since \"yesterday\"; accepted values: an RFC 3339 UTC time such as 2026-01-01T00:00:00Z or 2026-01-01T00:00:00.000Z"),
+        ("?limit=-1", 400, "invalid limit \"-1\"; accepted values: a whole number from 0 to 10000"),
+        ("?colour=red", 400, "unknown parameter \"colour\"; accepted: since, check, limit"),
+    ] {
+        let (c, v) = checks(q);
+        assert_eq!((c, v["error"].as_str().unwrap()), (code, want), "{q}");
+    }
+    let (code, v) = get_json(addr, "/api/v1/servers/nope-1/checks");
+    assert_eq!(
+        (code, v["error"].as_str().unwrap()),
+        (404, "no server with id \"nope-1\"")
+    );
+
+    // `servers --health-status`, through the API and from the file; the table's HEALTH.
+    for src in [
+        vec!["--api".to_string(), format!("http://{addr}")],
+        vec!["--db".to_string(), db.display().to_string()],
+    ] {
+        let servers = |extra: &[&str]| {
+            let mut args: Vec<String> = vec!["servers".into()];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            args.extend(src.clone());
+            common::scout(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        let out = servers(&["--health-status", "healthy", "-o", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["count"], 1, "{src:?}");
+        assert_eq!(v["servers"][0]["health"]["status"], "healthy");
+        common::assert_record_schema(&{
+            let mut r = v["servers"][0].clone();
+            let o = r.as_object_mut().unwrap();
+            for k in ["id", "status", "first_seen", "last_seen", "jobs", "uptime"] {
+                o.remove(k);
+            }
+            r
+        });
+        let out = servers(&["--health-status", "unhealthy"]);
+        assert_eq!(out.status.code(), Some(1), "nothing matched: {src:?}");
+        let out = servers(&["--health-status", "sick"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            common::stderr(&out).contains(
+                "invalid --health-status \"sick\"; accepted values: unknown, healthy, degraded, unhealthy, gone"
+            ),
+            "{}",
+            common::stderr(&out)
+        );
+        let out = servers(&[]);
+        let table = common::stdout(&out);
+        let header = table.lines().next().unwrap();
+        assert!(header.contains("HEALTH"), "{table}");
+        let row = table.lines().nth(1).unwrap();
+        assert!(row.split_whitespace().any(|c| c == "healthy"), "{table}");
+    }
+
+    // Forgetting a checked server: gone, then health_changed to gone, both counted.
+    let (code, body) = d.http(
+        "DELETE",
+        &format!("/api/v1/servers/{id}"),
+        &[("Authorization", &auth())],
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["change"]["kind"], "gone");
+    assert_eq!(
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["kind"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["gone", "health_changed"]
+    );
+    assert_eq!(v["changes"][1]["detail"]["from"], "healthy");
+    assert_eq!(v["changes"][1]["detail"]["to"], "gone");
+    let (_, metrics) = d.http("GET", "/metrics", &[], "");
+    assert!(
+        metrics.contains("mcp_scout_changes_total{kind=\"health_changed\"} 1"),
+        "{metrics}"
+    );
+    let (code, _) = d.stop();
+    assert_eq!(code, Some(0));
 }

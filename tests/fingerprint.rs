@@ -117,7 +117,7 @@ fn corpus_is_classified_right_with_zero_false_positives() {
     let v2 = f["127.91.0.4"]["protocol_versions"].as_array().unwrap();
     assert!(v2.iter().any(|v| v == "2026-07-28"), "{v2:?}");
     // MCP Mesh style health endpoints next to /mcp are recorded.
-    let health: Vec<&str> = f["127.91.0.2"]["health"]
+    let health: Vec<&str> = f["127.91.0.2"]["health_endpoints"]
         .as_array()
         .unwrap()
         .iter()

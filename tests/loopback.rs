@@ -119,6 +119,11 @@ fn json_document_has_summary_and_documented_record_fields() {
         .collect();
     assert_eq!(lines.len(), 4);
     lines.iter().for_each(assert_record_schema);
+    // `health` is the monitor's object: present and null in scan output (schema change).
+    for l in &lines {
+        assert!(l.get("health").is_some_and(|h| h.is_null()), "{l}");
+        assert!(l["health_endpoints"].is_array(), "{l}");
+    }
     // ...and probe -o json, fingerprinting on (a port that closes at once is not HTTP).
     let out = scout(&["probe", &format!("127.88.3.1:{p}"), "-o", "json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

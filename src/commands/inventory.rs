@@ -8,7 +8,10 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::cli::{ChangesArgs, InventorySource, ServersArgs};
-use crate::daemon::api::{parse_origin, parse_status, parse_transport, parse_verdict};
+use crate::daemon::api::{
+    parse_health_status, parse_origin, parse_status, parse_transport, parse_verdict,
+    HEALTH_STATUSES,
+};
 use crate::output::inventory::write_servers;
 use crate::output::{json_line, WriteError};
 use crate::store::{Change, Reader, ServerFilter, StoreError, StoredServer};
@@ -95,6 +98,12 @@ fn filter(a: &ServersArgs) -> Result<ServerFilter, InventoryError> {
             "active, gone, all",
         )?
         .unwrap_or_default(),
+        health_status: choice(
+            "health-status",
+            a.health_status.as_ref(),
+            parse_health_status,
+            HEALTH_STATUSES,
+        )?,
     })
 }
 
@@ -167,6 +176,7 @@ fn query(a: &ServersArgs) -> String {
         ("capability", &a.capability),
         ("server_name", &a.server_name),
         ("status", &a.status),
+        ("health_status", &a.health_status),
     ];
     let q: Vec<String> = pairs
         .iter()

@@ -9,6 +9,10 @@
 //! Query strings are parsed strictly: an unknown parameter or a bad value is a 400 that
 //! names it and lists what is accepted, so a typo never silently widens a filter.
 //!
+//! `GET /api/v1/servers?health_status=` filters on the monitor's stored status, and `GET
+//! /api/v1/servers/{id}/checks` lists a server's stored check results, newest first; both
+//! read what [`crate::store::Store::record_health`] wrote.
+//!
 //! `GET /api/v1/changes/stream` is Server-Sent Events: it replays from the store after
 //! `Last-Event-ID` (or `?since=`), then follows the writer's broadcast of committed
 //! changes; a subscriber that lags reloads from the store instead of losing events.
@@ -35,12 +39,15 @@ use super::jobs::{Jobs, TriggerError};
 use super::metrics::{Metrics, RouteCode, RouteLabel};
 use crate::finding::Origin;
 use crate::fingerprint::{Transport, Verdict};
+use crate::monitor::state::Status;
 use crate::store::{Change, Reader, ServerFilter, StatusFilter, Store, StoreError};
 
 /// Changes returned by one `GET /api/v1/changes` when no `limit` is given.
 pub const DEFAULT_CHANGES_LIMIT: usize = 100;
 /// Largest `limit` accepted.
 pub const MAX_LIMIT: usize = 10_000;
+/// Check results returned by `GET /api/v1/servers/{id}/checks` when no `limit` is given.
+pub const DEFAULT_CHECKS_LIMIT: usize = 100;
 /// Runs returned by `GET /api/v1/runs` by default.
 pub const DEFAULT_RUNS_LIMIT: usize = 20;
 /// Changes read from the store per batch when an event stream catches up.
@@ -93,6 +100,7 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
     let reads = Router::new()
         .route("/api/v1/servers", get(list_servers))
         .route("/api/v1/servers/{id}", get(get_server))
+        .route("/api/v1/servers/{id}/checks", get(list_checks))
         .route("/api/v1/changes", get(list_changes))
         .route("/api/v1/changes/stream", get(stream_changes))
         .route("/api/v1/runs", get(list_runs))
@@ -373,6 +381,21 @@ pub fn parse_status(s: &str) -> Option<StatusFilter> {
     })
 }
 
+/// The accepted health statuses, as errors list them.
+pub const HEALTH_STATUSES: &str = "unknown, healthy, degraded, unhealthy, gone";
+
+/// Parse a health status filter.
+pub fn parse_health_status(s: &str) -> Option<Status> {
+    Some(match s {
+        "unknown" => Status::Unknown,
+        "healthy" => Status::Healthy,
+        "degraded" => Status::Degraded,
+        "unhealthy" => Status::Unhealthy,
+        "gone" => Status::Gone,
+        _ => return None,
+    })
+}
+
 /// Every filter of `GET /api/v1/servers`, in the order the error lists them.
 pub const SERVER_FILTERS: &[&str] = &[
     "kind",
@@ -382,6 +405,7 @@ pub const SERVER_FILTERS: &[&str] = &[
     "capability",
     "server_name",
     "status",
+    "health_status",
 ];
 
 fn server_filter(p: &Params) -> Result<ServerFilter, Refused> {
@@ -395,6 +419,7 @@ fn server_filter(p: &Params) -> Result<ServerFilter, Refused> {
         status: p
             .choice("status", parse_status, "active, gone, all")?
             .unwrap_or_default(),
+        health_status: p.choice("health_status", parse_health_status, HEALTH_STATUSES)?,
     })
 }
 
@@ -465,6 +490,60 @@ async fn get_server(State(st): State<AppState>, Path(id): Path<String>) -> Respo
     .await;
     match one {
         Ok(Some(body)) => json_bytes(body),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no server with id {id:?}")),
+        Err(r) => r,
+    }
+}
+
+async fn list_checks(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let p = match Params::new(q, &["since", "check", "limit"]) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let since = match p.get("since") {
+        None => None,
+        Some(v) => match crate::monitor::state::rfc3339_serde::parse(v) {
+            Some(t) => Some(t),
+            None => {
+                return Refused::bad(format!(
+                    "invalid since {v:?}; accepted values: an RFC 3339 UTC time such as \
+                     2026-01-01T00:00:00Z or 2026-01-01T00:00:00.000Z"
+                ))
+                .into_response()
+            }
+        },
+    };
+    let check = match p.get("check") {
+        Some(c) if c.is_empty() || c.len() > 256 => {
+            return Refused::bad(format!(
+                "invalid check {c:?}; accepted values: a check name of 1 to 256 characters \
+                 (mcp, or a custom check's name)"
+            ))
+            .into_response()
+        }
+        c => c.map(str::to_string),
+    };
+    let limit = match p.number("limit", DEFAULT_CHECKS_LIMIT as i64, MAX_LIMIT as i64) {
+        Ok(l) => l as usize,
+        Err(r) => return r.into_response(),
+    };
+    let key = id.clone();
+    let rows = read(&st.reader, move |r| {
+        if !r.has_server(&key)? {
+            return Ok(None);
+        }
+        r.checks(&key, since, check.as_deref(), limit).map(Some)
+    })
+    .await;
+    match rows {
+        Ok(Some(checks)) => {
+            let count = checks.len();
+            Json(json!({ "checks": checks, "count": count })).into_response()
+        }
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no server with id {id:?}")),
         Err(r) => r,
     }
@@ -546,11 +625,13 @@ async fn run_job(State(st): State<AppState>, Path(name): Path<String>) -> Respon
 
 async fn forget_server(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     match st.store.forget(&id).await {
-        Ok(Some(change)) => {
-            super::jobs::count_changes(&st.metrics, std::slice::from_ref(&change));
-            Json(json!({ "forgotten": id, "change": change })).into_response()
+        Ok(changes) if !changes.is_empty() => {
+            super::jobs::count_changes(&st.metrics, &changes);
+            // `change` is the `gone` one (always first); `changes` adds a `health_changed`.
+            Json(json!({ "forgotten": id, "change": changes[0], "changes": changes }))
+                .into_response()
         }
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no server with id {id:?}")),
+        Ok(_) => error(StatusCode::NOT_FOUND, format!("no server with id {id:?}")),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

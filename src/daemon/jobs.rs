@@ -620,8 +620,7 @@ async fn mdns_gone(ctx: &Context, job: &str, id: &str, instance: &str) {
     }
     let reason = format!("mDNS instance {instance} said goodbye or expired");
     match ctx.store.mark_gone(id, &reason).await {
-        Ok(Some(c)) => count_changes(&ctx.metrics, std::slice::from_ref(&c)),
-        Ok(None) => {}
+        Ok(changes) => count_changes(&ctx.metrics, &changes),
         Err(e @ StoreError::Closed) => tracing::debug!(job, "{e}"),
         Err(e) => tracing::warn!(job, "cannot mark {id} gone: {e}"),
     }

@@ -177,7 +177,7 @@ pub struct McpInfo {
     /// Whether the server keeps sessions (sent `Mcp-Session-Id`).
     pub stateful: bool,
     /// MCP Mesh style health endpoints that answered.
-    pub health: Vec<HealthEndpoint>,
+    pub health_endpoints: Vec<HealthEndpoint>,
 }
 
 impl McpInfo {
@@ -589,7 +589,7 @@ async fn finish(ctx: &mut Ctx<'_>, best: PathOutcome) -> Fingerprint {
             transport,
             mut info,
         } => {
-            info.health = health(ctx).await;
+            info.health_endpoints = health(ctx).await;
             fp.verdict = Verdict::Mcp;
             fp.confidence = if transport == Transport::Sse {
                 0.95

@@ -529,7 +529,7 @@ pub fn seen_again(state: &HealthState, now: SystemTime) -> (HealthState, Option<
 }
 
 /// `SystemTime` as fixed-width RFC 3339 UTC with milliseconds, the store's format.
-mod rfc3339_serde {
+pub(crate) mod rfc3339_serde {
     use std::time::SystemTime;
 
     use serde::{de, Deserialize, Deserializer, Serializer};
@@ -548,7 +548,7 @@ mod rfc3339_serde {
     }
 
     /// `YYYY-MM-DDTHH:MM:SS[.fff…]Z`, the only form we write.
-    pub(super) fn parse(text: &str) -> Option<SystemTime> {
+    pub(crate) fn parse(text: &str) -> Option<SystemTime> {
         let b = text.as_bytes();
         if b.len() < 20 || !text.is_ascii() || b[b.len() - 1] != b'Z' {
             return None;

@@ -2,7 +2,8 @@
 //! inventory's own fields (`id`, `status`, `first_seen`, `last_seen`, `jobs`).
 //!
 //! JSON is the API's own document, `{"servers": [...], "count": N}`; NDJSON one server per
-//! line; CSV the scan columns after the inventory's; the table a summary per server.
+//! line; CSV the scan columns after the inventory's; the table a summary per server, whose
+//! HEALTH column is the monitor's status (`-` when never checked, `(flapping)` appended).
 
 use std::io::{self, Write};
 
@@ -49,6 +50,7 @@ pub fn write_servers<W: Write>(
                     vec![
                         s.id.to_string(),
                         s.status.as_str().to_string(),
+                        health_cell(r.health.as_ref()),
                         r.kind.map_or("-", |k| k.as_str()).to_string(),
                         r.url
                             .clone()
@@ -70,6 +72,7 @@ pub fn write_servers<W: Write>(
                 &[
                     "ID",
                     "STATUS",
+                    "HEALTH",
                     "KIND",
                     "ENDPOINT",
                     "TRANSPORT",
@@ -85,4 +88,13 @@ pub fn write_servers<W: Write>(
     }
     out.flush()?;
     Ok(())
+}
+
+/// The HEALTH cell: the published status, `-` when never checked.
+fn health_cell(h: Option<&crate::monitor::state::Health>) -> String {
+    match h {
+        None => "-".into(),
+        Some(h) if h.flapping => format!("{} (flapping)", h.status),
+        Some(h) => h.status.to_string(),
+    }
 }

@@ -123,7 +123,7 @@ pub fn write_report<W: Write>(
             )?;
         }
     }
-    for h in &r.health {
+    for h in &r.health_endpoints {
         field(out, "Health", &format!("{} {}", h.path, h.status))?;
     }
     writeln!(out, "Evidence:")?;

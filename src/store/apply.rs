@@ -5,6 +5,10 @@
 //! servers whose port now answers as something else, and, for a completed run only, count
 //! misses per (server, job). A crash leaves all of it or none of it.
 //!
+//! A server that goes (missed runs, not MCP, goodbye, forget) also has its health set to
+//! `gone`, and one that comes back starts over as `unknown`; [`super::health`] does that part
+//! and stores the monitor's checks.
+//!
 //! Every function here takes the writer's connection and returns what was committed; the
 //! writer publishes the changes only after `commit` returns. Nothing here keeps state
 //! between calls, so a failed transaction can be retried as it was.
@@ -16,6 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use serde_json::{json, Map, Value};
 
 use super::diff::diff;
+use super::health::{self, HealthUpdate};
 use super::schema::ip_key;
 use super::{Change, ChangeKind, RunEnd, RunId, RunOutcome, RunSummary, ServerId, ServerStatus};
 use crate::finding::{rfc3339, Record};
@@ -54,6 +59,10 @@ pub(crate) enum Op {
         id: String,
         at: String,
     },
+    RecordHealth {
+        update: Box<HealthUpdate>,
+        at: String,
+    },
     /// The tiny write that keeps `writable` truthful when idle.
     Heartbeat {
         at: String,
@@ -66,7 +75,6 @@ pub(crate) enum Applied {
     Run(RunId),
     Summary(RunSummary),
     Changes(Vec<Change>),
-    One(Option<Change>),
     Nothing,
 }
 
@@ -76,8 +84,7 @@ impl Applied {
         match self {
             Self::Summary(s) => &s.changes,
             Self::Changes(c) => c,
-            Self::One(Some(c)) => std::slice::from_ref(c),
-            Self::One(None) | Self::Run(_) | Self::Nothing => &[],
+            Self::Run(_) | Self::Nothing => &[],
         }
     }
 }
@@ -102,9 +109,10 @@ pub(crate) fn apply(conn: &mut Connection, op: &Op, gone_after: u32) -> rusqlite
             Applied::Changes(batch.changes)
         }
         Op::MarkGone { id, reason, at } => {
-            Applied::One(mark_gone(&tx, id, reason, at, Map::new())?)
+            Applied::Changes(mark_gone(&tx, id, reason, at, Map::new())?)
         }
-        Op::Forget { id, at } => Applied::One(forget(&tx, id, at)?),
+        Op::Forget { id, at } => Applied::Changes(forget(&tx, id, at)?),
+        Op::RecordHealth { update, at } => Applied::Changes(health::record(&tx, update, at)?),
         Op::Heartbeat { at } => {
             tx.execute(
                 "INSERT INTO meta (k, v) VALUES ('heartbeat', ?1)
@@ -178,9 +186,8 @@ impl<'a, 't> Batch<'a, 't> {
             for id in ids {
                 let mut extra = Map::new();
                 extra.insert("kind".into(), json!(kind));
-                if let Some(c) = mark_gone(self.tx, &id, REASON_NOT_MCP, self.at, extra)? {
-                    self.changes.push(c);
-                }
+                let gone = mark_gone(self.tx, &id, REASON_NOT_MCP, self.at, extra)?;
+                self.changes.extend(gone);
             }
         }
         Ok(())
@@ -199,6 +206,22 @@ impl<'a, 't> Batch<'a, 't> {
             .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let mut rec = new.clone();
+        // The monitor's health is the store's, not the scan's: an active server keeps it,
+        // one back from gone starts over as unknown.
+        let mut health_change = None;
+        rec.health = match &existing {
+            None => None,
+            Some((status, _, _)) if status == ServerStatus::Gone.as_str() => {
+                let (h, c) = health::back(self.tx, &id, self.at)?;
+                health_change = c;
+                self.tx
+                    .prepare_cached("UPDATE servers SET health_status = 'unknown' WHERE id = ?1")?
+                    .execute([&id])?;
+                h
+            }
+            // Carried over from the stored record below (no extra query per rescanned server).
+            Some(_) => None,
+        };
         let (change, tools_changed) = match existing {
             None => (
                 Some((ChangeKind::Appeared, appeared_detail("new", &rec, None))),
@@ -218,6 +241,7 @@ impl<'a, 't> Batch<'a, 't> {
             }
             Some((_, old_json, _)) => match serde_json::from_str::<Record>(&old_json) {
                 Ok(old) => {
+                    rec.health = old.health.clone();
                     merge_seen(&old, &mut rec);
                     let tools_changed = old.tools != rec.tools;
                     (
@@ -226,6 +250,7 @@ impl<'a, 't> Batch<'a, 't> {
                     )
                 }
                 Err(e) => {
+                    rec.health = health::current(self.tx, &id)?;
                     tracing::warn!(
                         %id,
                         error = %e,
@@ -283,6 +308,7 @@ impl<'a, 't> Batch<'a, 't> {
             self.changes
                 .push(append(self.tx, self.at, &id, kind, detail)?);
         }
+        self.changes.extend(health_change);
         Ok(())
     }
 
@@ -326,9 +352,8 @@ impl<'a, 't> Batch<'a, 't> {
                     "misses".into(),
                     Value::Object(misses.iter().map(|(j, m)| (j.clone(), json!(m))).collect()),
                 );
-                if let Some(c) = mark_gone(self.tx, id, &reason, self.at, extra)? {
-                    self.changes.push(c);
-                }
+                let gone = mark_gone(self.tx, id, &reason, self.at, extra)?;
+                self.changes.extend(gone);
             }
         }
         Ok(())
@@ -391,14 +416,15 @@ fn finish_run(
     })
 }
 
-/// Mark an active server gone; `None` when it is unknown or already gone.
+/// Mark an active server gone: its `gone` change, then the `health_changed` to gone when
+/// it had a health object; none when it is unknown or already gone.
 fn mark_gone(
     tx: &Transaction<'_>,
     id: &str,
     reason: &str,
     at: &str,
     mut extra: Map<String, Value>,
-) -> rusqlite::Result<Option<Change>> {
+) -> rusqlite::Result<Vec<Change>> {
     let url: Option<String> = tx
         .prepare_cached(
             "UPDATE servers SET status = 'gone', gone_at = ?2, gone_reason = ?3
@@ -407,35 +433,43 @@ fn mark_gone(
         .query_row(params![id, at, reason], |r| r.get(0))
         .optional()?;
     let Some(url) = url else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let mut detail = Map::new();
     detail.insert("reason".into(), json!(reason));
     detail.insert("url".into(), json!(url));
     detail.append(&mut extra);
-    append(tx, at, id, ChangeKind::Gone, Value::Object(detail)).map(Some)
+    let mut out = vec![append(tx, at, id, ChangeKind::Gone, Value::Object(detail))?];
+    out.extend(health::gone(tx, id, reason, at)?);
+    Ok(out)
 }
 
-/// Delete a server (and its jobs and tools), recording a `gone` change first.
-fn forget(tx: &Transaction<'_>, id: &str, at: &str) -> rusqlite::Result<Option<Change>> {
-    let url: Option<String> = tx
-        .query_row("SELECT url FROM servers WHERE id = ?1", [id], |r| r.get(0))
+/// Delete a server (and its jobs, tools and check history), recording a `gone` change
+/// first (and a `health_changed` to gone when it was active and had a health object).
+fn forget(tx: &Transaction<'_>, id: &str, at: &str) -> rusqlite::Result<Vec<Change>> {
+    let row: Option<(String, String)> = tx
+        .query_row("SELECT url, status FROM servers WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
-    let Some(url) = url else {
-        return Ok(None);
+    let Some((url, status)) = row else {
+        return Ok(Vec::new());
     };
-    let change = append(
+    let mut out = vec![append(
         tx,
         at,
         id,
         ChangeKind::Gone,
         json!({ "reason": REASON_FORGOTTEN, "url": url }),
-    )?;
+    )?];
+    if status == ServerStatus::Active.as_str() {
+        out.extend(health::gone(tx, id, REASON_FORGOTTEN, at)?);
+    }
     tx.execute("DELETE FROM servers WHERE id = ?1", [id])?;
-    Ok(Some(change))
+    Ok(out)
 }
 
-fn append(
+pub(crate) fn append(
     tx: &Transaction<'_>,
     at: &str,
     id: &str,
@@ -521,10 +555,17 @@ pub(crate) struct Pruned {
     pub(crate) changes: usize,
     pub(crate) runs: usize,
     pub(crate) servers: usize,
+    pub(crate) checks: usize,
+    pub(crate) rollups: usize,
 }
 
-/// Delete changes, finished runs and gone servers older than `cutoff` (an RFC 3339 time).
-pub(crate) fn prune(conn: &mut Connection, cutoff: &str) -> rusqlite::Result<Pruned> {
+/// Delete changes, finished runs, check results and gone servers older than `cutoff` (an
+/// RFC 3339 time), and rollups of hours before `rollup_cutoff`'s.
+pub(crate) fn prune(
+    conn: &mut Connection,
+    cutoff: &str,
+    rollup_cutoff: &str,
+) -> rusqlite::Result<Pruned> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let out = Pruned {
         changes: tx.execute("DELETE FROM changes WHERE at < ?1", [cutoff])?,
@@ -535,6 +576,11 @@ pub(crate) fn prune(conn: &mut Connection, cutoff: &str) -> rusqlite::Result<Pru
         servers: tx.execute(
             "DELETE FROM servers WHERE status = 'gone' AND gone_at < ?1",
             [cutoff],
+        )?,
+        checks: tx.execute("DELETE FROM check_results WHERE at < ?1", [cutoff])?,
+        rollups: tx.execute(
+            "DELETE FROM check_rollups WHERE hour < ?1",
+            [health::hour_of(rollup_cutoff)],
         )?,
     };
     tx.commit()?;

@@ -136,7 +136,8 @@ mod tests {
             prompts: None,
             auth: None,
             http: None,
-            health: vec![],
+            health_endpoints: vec![],
+            health: None,
             evidence: vec!["initialize result".into()],
             confidence: Some(1.0),
         }

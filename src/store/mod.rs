@@ -17,12 +17,15 @@
 //!   keeps failed writes in memory and retries them, the heartbeat, retention;
 //! - [`apply`] is what each command does inside its one transaction;
 //! - [`diff`] turns two scan records into the detail of an `updated` change;
+//! - [`health`] is the monitor's history: check results, hourly rollups, the health object
+//!   and uptime of each server, and the health side of a server going and coming back;
 //! - [`read`] is [`Reader`], the read-only queries behind the API and `servers --db`.
 //!
 //! The types here leave the HTTP API as JSON unchanged, so their field names are the API's.
 
 pub mod apply;
 pub mod diff;
+pub mod health;
 pub mod id;
 pub mod lock;
 pub mod read;
@@ -37,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::finding::{Origin, Record};
 use crate::fingerprint::{Transport, Verdict};
 
+pub use self::health::{CheckRow, HealthUpdate, Uptime};
 pub use self::id::ServerId;
 pub use self::read::Reader;
 
@@ -86,7 +90,8 @@ pub enum ChangeKind {
     Updated,
     /// The server stopped answering as MCP (`detail.reason` says why).
     Gone,
-    /// Reserved for the health monitor: accepted by the schema, produced by nothing yet.
+    /// The monitor's published status changed (`detail`: `from`, `to`, `reason`, `check`);
+    /// also when a server goes (to `gone`) or comes back (to `unknown`) with a health object.
     HealthChanged,
 }
 
@@ -174,6 +179,9 @@ pub struct StoredServer {
     /// Why it is gone (only when gone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gone_reason: Option<String>,
+    /// The fraction of critical check results that passed per window (null without data).
+    #[serde(default)]
+    pub uptime: Uptime,
     /// The latest record, with `origins` and `announced_as` accumulated while active.
     #[serde(flatten)]
     pub record: Record,
@@ -339,6 +347,8 @@ pub struct ServerFilter {
     pub server_name: Option<String>,
     /// Active (default), gone, or both.
     pub status: StatusFilter,
+    /// The stored health status; `unknown` also matches servers never checked.
+    pub health_status: Option<crate::monitor::state::Status>,
 }
 
 /// The status part of a [`ServerFilter`].
@@ -516,6 +526,8 @@ pub enum StoreError {
     Closed,
 }
 
+#[cfg(test)]
+mod health_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -17,10 +17,11 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::{
-    schema, Change, ChangeKind, RunId, RunInfo, RunStatus, ServerCount, ServerFilter, ServerId,
-    ServerStatus, StatusFilter, StoreError, StoredServer,
+    schema, Change, ChangeKind, CheckRow, RunId, RunInfo, RunStatus, ServerCount, ServerFilter,
+    ServerId, ServerStatus, StatusFilter, StoreError, StoredServer, Uptime,
 };
-use crate::finding::Record;
+use crate::finding::{rfc3339, Record};
+use crate::monitor::state::Health;
 
 /// Idle connections a [`Reader`] keeps for reuse; more may be open at once under load. Sized
 /// for an API under 50 concurrent clients: with 4, most requests opened (and prepared
@@ -43,7 +44,13 @@ struct Inner {
 
 const SERVER_COLUMNS: &str = "s.id, s.status, s.first_seen, s.last_seen, s.gone_reason, s.record,
     (SELECT json_group_array(job) FROM
-        (SELECT job FROM server_jobs WHERE server_id = s.id ORDER BY job))";
+        (SELECT job FROM server_jobs WHERE server_id = s.id ORDER BY job)), s.uptime";
+
+/// `uptime` of a server never checked.
+const NO_UPTIME: &str = r#"{"1h":null,"24h":null,"7d":null,"30d":null}"#;
+
+/// Check results [`Reader::checks`] returns at most, whatever the limit asked.
+pub const MAX_CHECKS: usize = 10_000;
 
 impl Reader {
     /// A reader of the store at `path`; fails when it is missing or not an mcp-scout store.
@@ -171,6 +178,9 @@ impl Reader {
             out.extend_from_slice(b",\"gone_reason\":");
             out.extend_from_slice(text(g).as_bytes());
         }
+        // Written by the store itself (serde_json of `Uptime`), so copied as it is.
+        out.extend_from_slice(b",\"uptime\":");
+        out.extend_from_slice(raw.uptime.as_deref().unwrap_or(NO_UPTIME).as_bytes());
         if body.trim() != "}" {
             out.push(b',');
         }
@@ -202,6 +212,82 @@ impl Reader {
                     .map_err(self.sqlite("reading a server's changes"))?,
             )?;
             Ok(Some((server, changes)))
+        })
+    }
+
+    /// Whether the store holds a server with this id (active or gone).
+    pub fn has_server(&self, id: &str) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            conn.prepare_cached("SELECT 1 FROM servers WHERE id = ?1")
+                .and_then(|mut st| st.exists([id]))
+                .map_err(self.sqlite("looking a server up"))
+        })
+    }
+
+    /// Up to `limit` (at most [`MAX_CHECKS`]) stored check results of a server, newest
+    /// first: those at or after `since`, of the check named `check`, when given. Empty for
+    /// an unknown server (see [`Self::has_server`]).
+    pub fn checks(
+        &self,
+        server_id: &str,
+        since: Option<std::time::SystemTime>,
+        check: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CheckRow>, StoreError> {
+        // Two statements rather than `?3 IS NULL OR ...`, so each uses its index.
+        let sql = if check.is_some() {
+            "SELECT check_name, at, ok, latency_ms, message FROM check_results
+             WHERE server_id = ?1 AND check_name = ?3 AND at >= ?2
+             ORDER BY at DESC, id DESC LIMIT ?4"
+        } else {
+            "SELECT check_name, at, ok, latency_ms, message FROM check_results
+             WHERE server_id = ?1 AND at >= ?2 AND (?3 IS NULL)
+             ORDER BY at DESC, id DESC LIMIT ?4"
+        };
+        let since = since.map_or_else(String::new, rfc3339);
+        self.with(|conn| {
+            let mut st = conn
+                .prepare_cached(sql)
+                .map_err(self.sqlite("listing check results"))?;
+            let rows = st
+                .query_map(
+                    params![server_id, since, check, clamp(limit.min(MAX_CHECKS))],
+                    |r| {
+                        Ok(CheckRow {
+                            check: r.get(0)?,
+                            at: r.get(1)?,
+                            ok: r.get(2)?,
+                            latency_ms: r.get(3)?,
+                            message: r.get(4)?,
+                        })
+                    },
+                )
+                .map_err(self.sqlite("listing check results"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(self.sqlite("listing check results"))
+        })
+    }
+
+    /// The stored health object of every server that has one (active or gone: a gone
+    /// one's status is `gone`), by id: what the monitor restores its state from at start.
+    pub fn health_states(&self) -> Result<Vec<(String, Health)>, StoreError> {
+        self.with(|conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT id, health FROM servers WHERE health IS NOT NULL ORDER BY id",
+                )
+                .map_err(self.sqlite("reading health states"))?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(self.sqlite("reading health states"))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, text) = row.map_err(self.sqlite("reading health states"))?;
+                let h = serde_json::from_str(&text)
+                    .map_err(|e| self.decode("health", format!("server {id}: {e}")))?;
+                out.push((id, h));
+            }
+            Ok(out)
         })
     }
 
@@ -332,7 +418,13 @@ impl Reader {
             .map_err(|e| self.decode("jobs", format!("server {}: {e}", raw.id)))?;
         let status = ServerStatus::parse(&raw.status)
             .ok_or_else(|| self.decode("server status", format!("{:?}", raw.status)))?;
+        let uptime = match &raw.uptime {
+            Some(u) => serde_json::from_str(u)
+                .map_err(|e| self.decode("uptime", format!("server {}: {e}", raw.id)))?,
+            None => Uptime::default(),
+        };
         Ok(StoredServer {
+            uptime,
             id: ServerId::from_stored(raw.id),
             status,
             first_seen: raw.first_seen,
@@ -385,6 +477,7 @@ struct RawServer {
     gone_reason: Option<String>,
     record: String,
     jobs: String,
+    uptime: Option<String>,
 }
 
 fn raw_server(r: &Row<'_>) -> rusqlite::Result<RawServer> {
@@ -396,6 +489,7 @@ fn raw_server(r: &Row<'_>) -> rusqlite::Result<RawServer> {
         gone_reason: r.get(4)?,
         record: r.get(5)?,
         jobs: r.get(6)?,
+        uptime: r.get(7)?,
     })
 }
 
@@ -485,6 +579,9 @@ fn servers_query(filter: &ServerFilter) -> (String, Vec<String>) {
                 c.clone(),
             ),
         }
+    }
+    if let Some(h) = filter.health_status {
+        arg(&mut sql, " AND s.health_status = ?", h.as_str().into());
     }
     if let Some(n) = &filter.server_name {
         match glob(n) {

@@ -26,8 +26,9 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// Every migration, oldest first. Append; never edit one that has shipped.
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    r#"
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        r#"
 CREATE TABLE servers (
     id          TEXT PRIMARY KEY,
     url         TEXT NOT NULL,
@@ -103,7 +104,59 @@ CREATE TABLE meta (
     v TEXT
 ) WITHOUT ROWID;
 "#,
-)];
+    ),
+    // 2 (issue 8): health history. The record's `health` array (MCP Mesh health endpoints)
+    // is renamed `health_endpoints`, and `health` becomes the monitor's object (null until
+    // a check ran). `servers.health` is that object as JSON, `health_status` its status for
+    // the filter (`unknown` when never checked, `gone` for gone servers), `uptime` the
+    // fractions kept current on each write (so lists never aggregate history).
+    M::up(
+        r#"
+UPDATE servers SET record = json_set(
+        json_remove(record, '$.health'),
+        '$.health_endpoints', json(json_extract(record, '$.health')),
+        '$.health', NULL)
+    WHERE json_type(record, '$.health') = 'array';
+ALTER TABLE servers ADD COLUMN health TEXT;
+ALTER TABLE servers ADD COLUMN health_status TEXT NOT NULL DEFAULT 'unknown'
+    CHECK (health_status IN ('unknown', 'healthy', 'degraded', 'unhealthy', 'gone'));
+ALTER TABLE servers ADD COLUMN uptime TEXT;
+UPDATE servers SET health_status = 'gone' WHERE status = 'gone';
+-- Equalities on both, then the list order: a health filter reads its rows in order.
+CREATE INDEX servers_by_health ON servers (health_status, status, ip_key, port);
+
+-- One row per check result, kept for store.retention.
+CREATE TABLE check_results (
+    id         INTEGER PRIMARY KEY,
+    server_id  TEXT NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+    check_name TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    ok         INTEGER NOT NULL,
+    critical   INTEGER NOT NULL,
+    latency_ms REAL,
+    message    TEXT NOT NULL
+);
+CREATE INDEX check_results_by_server ON check_results (server_id, at);
+CREATE INDEX check_results_by_check ON check_results (server_id, check_name, at);
+CREATE INDEX check_results_by_at ON check_results (at);
+
+-- Per (server, check, UTC hour `YYYY-MM-DDTHH`), kept 90 days.
+CREATE TABLE check_rollups (
+    server_id     TEXT NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+    check_name    TEXT NOT NULL,
+    hour          TEXT NOT NULL,
+    critical      INTEGER NOT NULL,
+    total         INTEGER NOT NULL,
+    ok            INTEGER NOT NULL,
+    latency_sum   REAL NOT NULL DEFAULT 0,
+    latency_count INTEGER NOT NULL DEFAULT 0,
+    latency_max   REAL,
+    PRIMARY KEY (server_id, check_name, hour)
+) WITHOUT ROWID;
+CREATE INDEX check_rollups_by_hour ON check_rollups (hour);
+"#,
+    ),
+];
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub fn schema_version() -> i64 {
@@ -283,6 +336,55 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         Migrations::from_slice(MIGRATIONS).validate().unwrap();
+    }
+
+    #[test]
+    fn migration_2_renames_the_stored_health_array_and_keeps_gone_servers_gone() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        Migrations::from_slice(&MIGRATIONS[..1])
+            .to_latest(&mut conn)
+            .unwrap();
+        let mut rec =
+            serde_json::to_value(crate::store::testutil::mcp("10.0.0.1", 8000, vec![])).unwrap();
+        let obj = rec.as_object_mut().unwrap();
+        obj.remove("health_endpoints");
+        obj.insert(
+            "health".into(),
+            serde_json::json!([{"path": "/livez", "status": 200}]),
+        );
+        for (id, status) in [("a", "active"), ("b", "gone")] {
+            conn.execute(
+                "INSERT INTO servers (id, url, ip, ip_key, port, kind, status, first_seen,
+                                      last_seen, record)
+                 VALUES (?1, 'http://10.0.0.1:8000/mcp', '10.0.0.1', x'00', 8000, 'mcp', ?2,
+                         't', 't', ?3)",
+                rusqlite::params![id, status, rec.to_string()],
+            )
+            .unwrap();
+        }
+        Migrations::from_slice(MIGRATIONS)
+            .to_latest(&mut conn)
+            .unwrap();
+        let (text, health_status): (String, String) = conn
+            .query_row(
+                "SELECT record, health_status FROM servers WHERE id = 'a'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let r: crate::finding::Record = serde_json::from_str(&text).unwrap();
+        assert_eq!(r.health, None);
+        assert_eq!(r.health_endpoints.len(), 1);
+        assert_eq!(r.health_endpoints[0].path, "/livez");
+        assert_eq!(health_status, "unknown");
+        let gone: String = conn
+            .query_row(
+                "SELECT health_status FROM servers WHERE id = 'b'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, "gone");
     }
 
     #[test]

@@ -258,11 +258,15 @@ async fn observe_accumulates_origins_and_names_and_counts_no_misses() {
     let s = run(&store, "lan", vec![], RunEnd::Completed).await;
     assert!(s.changes.is_empty());
     // The mDNS goodbye ends it; twice is a no-op; unknown ids are a no-op.
-    let g = store.mark_gone(&id, "mDNS goodbye").await.unwrap().unwrap();
+    let g = store
+        .mark_gone(&id, "mDNS goodbye")
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(g.kind, ChangeKind::Gone);
     assert_eq!(g.detail["reason"], "mDNS goodbye");
-    assert_eq!(store.mark_gone(&id, "mDNS goodbye").await.unwrap(), None);
-    assert_eq!(store.mark_gone("nope", "x").await.unwrap(), None);
+    assert_eq!(store.mark_gone(&id, "mDNS goodbye").await.unwrap(), []);
+    assert_eq!(store.mark_gone("nope", "x").await.unwrap(), []);
     // Back through mDNS: origins start again from what this record says.
     let mut m2 = a.clone();
     m2.origins = vec![Origin::Mdns];
@@ -317,10 +321,10 @@ async fn forget_records_gone_and_deletes_the_server_with_its_jobs_and_tools() {
     let a = mcp("10.0.0.1", 8000, vec![tool("echo", "aa")]);
     let id = id_of(&a);
     store.observe("lan", vec![a]).await.unwrap();
-    let c = store.forget(&id).await.unwrap().unwrap();
+    let c = store.forget(&id).await.unwrap().remove(0);
     assert_eq!(c.kind, ChangeKind::Gone);
     assert_eq!(c.detail["reason"], "forgotten through the API");
-    assert_eq!(store.forget(&id).await.unwrap(), None);
+    assert_eq!(store.forget(&id).await.unwrap(), []);
 
     let reader = Reader::open(dir.db()).unwrap();
     assert!(reader.server(&id).unwrap().is_none());
@@ -393,7 +397,7 @@ async fn seq_strictly_increases_across_reopen_and_after_retention_deletes() {
             last = c.seq;
         }
         let forgotten = ServerId::from_url(&format!("http://10.0.{round}.0:8000/mcp"));
-        let c = store.forget(forgotten.as_str()).await.unwrap().unwrap();
+        let c = store.forget(forgotten.as_str()).await.unwrap().remove(0);
         assert!(c.seq > last);
         last = c.seq;
         let gone = ServerId::from_url(&format!("http://10.0.{round}.1:8000/mcp"));
@@ -401,7 +405,7 @@ async fn seq_strictly_increases_across_reopen_and_after_retention_deletes() {
             .mark_gone(gone.as_str(), "test")
             .await
             .unwrap()
-            .unwrap();
+            .remove(0);
         assert!(c.seq > last);
         last = c.seq;
         drop(store);

@@ -102,7 +102,8 @@ pub(crate) fn mcp(ip: &str, port: u16, tools: Vec<Tool>) -> Record {
         prompts: None,
         auth: None,
         http: None,
-        health: vec![],
+        health_endpoints: vec![],
+        health: None,
         evidence: vec!["initialize result".into()],
         confidence: Some(1.0),
     }

@@ -32,6 +32,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use super::apply::{self, Applied, Op};
+use super::health::HealthUpdate;
 use super::lock::LockFile;
 use super::{
     schema, Change, RunId, RunOutcome, RunSummary, StoreError, StoreOptions, WriterStatus,
@@ -84,6 +85,7 @@ enum Request {
     Observe { job: String, records: Vec<Record> },
     MarkGone { id: String, reason: String },
     Forget { id: String },
+    RecordHealth { update: Box<HealthUpdate> },
 }
 
 type Reply = oneshot::Sender<Result<Applied, StoreError>>;
@@ -246,9 +248,10 @@ impl Store {
         }
     }
 
-    /// Mark an active server gone (an mDNS goodbye or TTL expiry). `None` when it is
-    /// unknown or already gone.
-    pub async fn mark_gone(&self, id: &str, reason: &str) -> Result<Option<Change>, StoreError> {
+    /// Mark an active server gone (an mDNS goodbye or TTL expiry): its `gone` change, then a
+    /// `health_changed` to gone when it had a health object. Empty when it is unknown or
+    /// already gone.
+    pub async fn mark_gone(&self, id: &str, reason: &str) -> Result<Vec<Change>, StoreError> {
         match self
             .ask(Request::MarkGone {
                 id: id.into(),
@@ -256,17 +259,34 @@ impl Store {
             })
             .await?
         {
-            Applied::One(c) => Ok(c),
+            Applied::Changes(c) => Ok(c),
             other => unreachable!("mark_gone answered {other:?}"),
         }
     }
 
-    /// Delete a server, its jobs and tools (the API's DELETE), after recording a `gone`
-    /// change. `None` when it is unknown.
-    pub async fn forget(&self, id: &str) -> Result<Option<Change>, StoreError> {
+    /// Delete a server, its jobs, tools and check history (the API's DELETE), after
+    /// recording a `gone` change (first) and, for an active server with a health object, a
+    /// `health_changed` to gone. Empty when it is unknown.
+    pub async fn forget(&self, id: &str) -> Result<Vec<Change>, StoreError> {
         match self.ask(Request::Forget { id: id.into() }).await? {
-            Applied::One(c) => Ok(c),
+            Applied::Changes(c) => Ok(c),
             other => unreachable!("forget answered {other:?}"),
+        }
+    }
+
+    /// Store one check of a server in one transaction: its results, their hourly rollups,
+    /// its health object and uptime, a `health_changed` change for the transition, and an
+    /// `updated` change for tool drift (see [`super::health`]). A server that is unknown or
+    /// gone is ignored: no changes, no error.
+    pub async fn record_health(&self, u: HealthUpdate) -> Result<Vec<Change>, StoreError> {
+        match self
+            .ask(Request::RecordHealth {
+                update: Box::new(u),
+            })
+            .await?
+        {
+            Applied::Changes(c) => Ok(c),
+            other => unreachable!("record_health answered {other:?}"),
         }
     }
 
@@ -389,6 +409,11 @@ impl Writer {
                 None,
             ),
             Request::Forget { id } => (Op::Forget { id, at }, "forgetting a server", None),
+            Request::RecordHealth { update } => (
+                Op::RecordHealth { update, at },
+                "recording a health check",
+                None,
+            ),
         };
         let queued = |reason: String| match early {
             Some(run) => Ok(Applied::Run(run)),
@@ -567,12 +592,15 @@ fn prune(conn: &mut Connection, path: &Path, retention: Duration) {
     if retention.is_zero() {
         return;
     }
-    match apply::prune(conn, &apply::cutoff(retention)) {
+    let rollups = apply::cutoff(super::health::ROLLUP_RETENTION);
+    match apply::prune(conn, &apply::cutoff(retention), &rollups) {
         Ok(p) if p != apply::Pruned::default() => {
             tracing::info!(
                 changes = p.changes,
                 runs = p.runs,
                 servers = p.servers,
+                checks = p.checks,
+                rollups = p.rollups,
                 path = %path.display(),
                 "retention deleted old history"
             );

@@ -939,6 +939,7 @@ pub const RECORD_KEYS: &[&str] = &[
     "prompts",
     "auth",
     "http",
+    "health_endpoints",
     "health",
     "evidence",
     "confidence",
@@ -985,7 +986,7 @@ pub fn assert_keys(v: &serde_json::Value, want: &[&str], what: &str) {
 }
 
 /// One record against the README's schema: every key, the array fields always arrays, and
-/// the nested objects (auth, http, tls, tools, health) with all their keys when present.
+/// the nested objects (auth, http, tls, tools, health_endpoints, health) with all their keys when present.
 pub fn assert_record_schema(r: &serde_json::Value) {
     assert_keys(r, RECORD_KEYS, "record");
     for k in [
@@ -993,7 +994,7 @@ pub fn assert_record_schema(r: &serde_json::Value) {
         "announced_as",
         "protocol_versions",
         "tools",
-        "health",
+        "health_endpoints",
         "evidence",
     ] {
         assert!(r[k].is_array(), "{k} must always be an array: {r}");
@@ -1024,8 +1025,26 @@ pub fn assert_record_schema(r: &serde_json::Value) {
     for t in r["tools"].as_array().unwrap() {
         assert_keys(t, &["name", "description", "input_schema_hash"], "tools[]");
     }
-    for h in r["health"].as_array().unwrap() {
-        assert_keys(h, &["path", "status"], "health[]");
+    for h in r["health_endpoints"].as_array().unwrap() {
+        assert_keys(h, &["path", "status"], "health_endpoints[]");
+    }
+    // The monitor's object: null in scan output, all its keys in the inventory.
+    if !r["health"].is_null() {
+        assert_keys(
+            &r["health"],
+            &[
+                "status",
+                "since",
+                "reason",
+                "flapping",
+                "last_check_at",
+                "latency_ms",
+                "consecutive_failures",
+                "consecutive_successes",
+                "checks",
+            ],
+            "health",
+        );
     }
 }
 
