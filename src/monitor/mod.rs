@@ -27,4 +27,8 @@
 //!   the API's `checks` endpoint and the metrics.
 
 pub mod cel;
+pub mod check;
+pub mod custom;
+pub mod exchange;
+pub mod plan;
 pub mod state;
