@@ -400,14 +400,16 @@ impl HealthPlan {
                 })?,
             },
             flap_window: match &s.flap_window {
-                Some(w) if w.value > 1000 => return Err(issue(
-                    w,
-                    "health.flap_window",
-                    format!(
+                Some(w) if w.value > 1000 => {
+                    return Err(issue(
+                        w,
+                        "health.flap_window",
+                        format!(
                         "{} is out of range; accepted range: 0..=1000 (0 turns flap damping off)",
                         w.value
                     ),
-                )),
+                    ))
+                }
                 Some(w) => w.value as usize,
                 None => state::DEFAULT_FLAP_WINDOW,
             },
