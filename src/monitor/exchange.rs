@@ -40,6 +40,7 @@ pub(crate) struct Exchange<'a> {
     url: Url,
     bearer: Option<&'a str>,
     body_cap: usize,
+    timeout: Duration,
     deadline: Instant,
     /// Steps done, in order.
     pub(crate) steps: Vec<Step>,
@@ -74,6 +75,7 @@ impl<'a> Exchange<'a> {
             url,
             bearer,
             body_cap,
+            timeout,
             deadline: Instant::now() + timeout,
             steps: Vec::new(),
             session: None,
@@ -179,6 +181,11 @@ impl<'a> Exchange<'a> {
             _ if http_error => Err(format!("HTTP {status}{}", quote(&snippet))),
             Some(Reply::Malformed(why)) => Err(format!("unparseable reply: {why}")),
             Some(Reply::NotJsonRpc) => Err(format!("not a JSON-RPC reply{}", quote(&snippet))),
+            // The stream's read cap is the check's deadline: reaching it is the timeout.
+            None if self.left() < Duration::from_millis(20) => Err(format!(
+                "no answer within the check's timeout ({})",
+                crate::units::format_duration(self.timeout)
+            )),
             None => Err(format!(
                 "no JSON-RPC reply before the response ended{}",
                 quote(&snippet)
@@ -225,8 +232,9 @@ impl<'a> Exchange<'a> {
                 format!("JSON-RPC error {}: {}", e.code, trim_text(&e.message)),
             ),
             Ok(r) => {
+                let failed = matches!(r, Reply::CallResult(v) if v.get("isError").and_then(Value::as_bool) == Some(true));
                 let m = describe(r);
-                self.step(true, m);
+                self.step(!failed, m);
             }
             Err(e) => self.step(false, e.clone()),
         }
@@ -425,6 +433,7 @@ fn describe(r: &Reply) -> String {
             i.protocol_version, i.server_name, i.server_version
         ),
         Reply::Discover(d) => format!("supportedVersions {:?}", d.supported_versions),
+        Reply::Tools(t) if t.tools.len() == 1 => "1 tool".into(),
         Reply::Tools(t) => format!("{} tools", t.tools.len()),
         Reply::CallResult(v) => {
             if v.get("isError").and_then(Value::as_bool) == Some(true) {
