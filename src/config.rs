@@ -849,7 +849,7 @@ impl Validator<'_> {
         let interval = self.duration(j.interval.as_ref(), &at("interval"), DEFAULT_INTERVAL)?;
         let jitter = match &j.jitter {
             None => DEFAULT_JITTER,
-            Some(s) => parse_percent(&s.value).ok_or_else(|| {
+            Some(s) => crate::units::parse_fraction(&s.value, 0.5).ok_or_else(|| {
                 self.invalid(
                     s,
                     &at("jitter"),
@@ -1057,16 +1057,6 @@ impl Validator<'_> {
         }
         Ok(d)
     }
-}
-
-/// `10%`, `0.1` or `0`: a fraction from 0 to 0.5.
-fn parse_percent(s: &str) -> Option<f64> {
-    let t = s.trim();
-    let v = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
-        None => t.parse::<f64>().ok()?,
-    };
-    (v.is_finite() && (0.0..=0.5).contains(&v)).then_some(v)
 }
 
 #[cfg(test)]

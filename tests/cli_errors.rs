@@ -219,6 +219,7 @@ fn the_test_guard_refuses_anything_that_could_leave_loopback() {
         &["probe", "http://[::1]:8000/mcp"],
         &["probe", "127.0.0.1:8000"],
         &["probe", "[::1]:8000"],
+        &["config", "check", "/tmp/lab.yaml"],
         &[
             "check",
             "http://127.0.0.1:8000/mcp",

@@ -3,7 +3,7 @@
 //! `mcp-scout check` call it.
 //!
 //! The built-in check `mcp` depends on what the scan found ([`Target::kind`]):
-//! - `mcp` over Streamable HTTP: a strict [`Exchange`] (handshake, `tools/list`, DELETE);
+//! - `mcp` over Streamable HTTP: a strict `Exchange` ([`super::exchange`]) (handshake, `tools/list`, DELETE);
 //! - `mcp` over legacy SSE: the fingerprint's own legacy probe (GET, `endpoint` event, POST
 //!   over it, results on the stream), which ends the session by dropping the stream;
 //! - `mcp-auth-required` without a token: the fingerprint's path probe again, and the

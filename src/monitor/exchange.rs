@@ -8,7 +8,7 @@
 //! reuses the fingerprint's pieces: the request bodies and headers, the reply reader (JSON
 //! or event stream) and the JSON-RPC classifier, so both speak MCP the same way.
 //!
-//! Every step is recorded in [`Exchange::steps`] as it ends, and the request in flight in
+//! Every step is recorded in `Exchange::steps` as it ends, and the request in flight in
 //! `in_flight`: the caller bounds the whole exchange with one timeout, and when it fires the
 //! future is dropped but the exchange (owned by the caller) still says which step hung.
 //! The session id is kept here too, so the DELETE runs after a timeout as well; a DELETE

@@ -498,12 +498,7 @@ fn duration(
 
 /// `30%` or `0.3`: a fraction from 0 to 1.
 fn parse_fraction(s: &str) -> Option<f64> {
-    let t = s.trim();
-    let v = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
-        None => t.parse::<f64>().ok()?,
-    };
-    (v.is_finite() && (0.0..=1.0).contains(&v)).then_some(v)
+    crate::units::parse_fraction(s, 1.0)
 }
 
 const KINDS: [&str; 3] = ["mcp", "mcp-auth-required", "mcp-likely"];

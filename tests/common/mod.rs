@@ -249,6 +249,8 @@ pub fn off_loopback(args: &[&str]) -> Option<String> {
             Some("--log-format") => {
                 it.next();
             }
+            // Another command (`config check FILE`, `servers`): it scans nothing.
+            Some(a) if !a.starts_with('-') => return None,
             Some(_) => {}
         }
     };
