@@ -133,6 +133,11 @@ fn the_builtin_check_passes_on_every_sdk_and_never_calls_a_tool() {
         let hash = mcp["tools"][0]["input_schema_hash"].as_str().unwrap();
         assert_eq!(hash.len(), 16, "{name}: {hash}");
     }
+    // The same tools, hashed the same, as `probe` (the scan record) shows them.
+    let out = scout(&["probe", "http://127.97.0.1:8000/mcp", "-o", "json"]);
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, doc, _) = check(&["http://127.97.0.1:8000/mcp"]);
+    assert_eq!(doc["checks"][0]["tools"], rec["tools"], "{doc:#}");
     // The fingerprint and the built-in check list tools but never call one.
     let s = stats("127.97.0.7:8000");
     assert_eq!(s["tools_call"], 0, "{s}");
@@ -481,4 +486,84 @@ async fn a_modern_era_server_is_checked_with_server_discover() {
     assert_eq!(names, ["server/discover", "tools/list"], "{r:?}");
     assert_eq!(r.tools.as_ref().map(Vec::len), Some(2));
     assert_eq!(r.server.protocol_version.as_deref(), Some(MODERN_VERSION));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_and_likely_servers_fail_when_their_signal_changes() {
+    if !require_peers("auth_and_likely_servers_fail_when_their_signal_changes") {
+        return;
+    }
+    let _peers = start_peers(&[
+        ("py1-hostcheck", "127.97.6.1", 8000),
+        ("py1-streamable", "127.97.6.2", 8000),
+        ("plain-http", "127.97.6.3", 8000),
+        ("py1-auth", "127.97.6.4", 8000),
+    ]);
+    // A Host-restricted server is mcp-likely, and passes while it still says so.
+    let (code, doc, _) = check(&["http://127.97.6.1:8000/mcp"]);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(doc["fingerprint"]["kind"], "mcp-likely");
+    let msg = doc["checks"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("signal still served: /mcp: 421 Invalid Host"),
+        "{msg}"
+    );
+
+    let checker = Checker::new(&HealthPlan::default());
+    let timeout = Duration::from_secs(5);
+    let mut likely = target("http://127.97.6.3:8000/mcp");
+    likely.kind = Verdict::McpLikely;
+    let r = checker.builtin(&likely, None, timeout).await;
+    assert!(!r.result.ok, "{r:?}");
+    assert!(
+        r.result
+            .message
+            .starts_with("the MCP transport signal is gone: "),
+        "{r:?}"
+    );
+
+    let scan_auth = mcp_scout::fingerprint::AuthInfo {
+        required: true,
+        resource: Some("http://127.97.6.4:8000/mcp".into()),
+        resource_metadata: Some(
+            "http://127.97.6.4:8000/.well-known/oauth-protected-resource/mcp".into(),
+        ),
+        ..Default::default()
+    };
+    let mut auth = target("http://127.97.6.4:8000/mcp");
+    auth.kind = Verdict::McpAuthRequired;
+    auth.auth = Some(scan_auth.clone());
+    let r = checker.builtin(&auth, None, timeout).await;
+    assert_eq!(
+        (r.result.ok, r.result.message.as_str()),
+        (true, "auth: required"),
+        "{r:?}"
+    );
+    // The resource named at scan time is not the one challenged now.
+    auth.auth = Some(mcp_scout::fingerprint::AuthInfo {
+        resource: Some("http://127.97.6.4:8000/other".into()),
+        ..scan_auth.clone()
+    });
+    let r = checker.builtin(&auth, None, timeout).await;
+    assert_eq!(
+        (r.result.ok, r.result.message.as_str()),
+        (
+            false,
+            "the challenge names another resource: http://127.97.6.4:8000/other at scan time, http://127.97.6.4:8000/mcp now"
+        ),
+        "{r:?}"
+    );
+    // The wall came down: an auth-required server that answers without a token.
+    let mut open = target("http://127.97.6.2:8000/mcp");
+    open.kind = Verdict::McpAuthRequired;
+    open.auth = Some(scan_auth);
+    let r = checker.builtin(&open, None, timeout).await;
+    assert_eq!(
+        (r.result.ok, r.result.message.as_str()),
+        (
+            false,
+            "no 401 any more: the server answers the handshake without a token"
+        ),
+        "{r:?}"
+    );
 }
