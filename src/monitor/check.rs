@@ -143,7 +143,8 @@ impl Checker {
         })
     }
 
-    /// The built-in `mcp` check of `t`, within `timeout`.
+    /// The built-in `mcp` check of `t`, within `timeout` (each request also within the
+    /// plan's `timeout`, which the client was built with).
     pub async fn builtin(&self, t: &Target, bearer: Option<&str>, timeout: Duration) -> Report {
         let start = Instant::now();
         let mut report = match (t.kind, t.transport) {
@@ -165,7 +166,13 @@ impl Checker {
         timeout: Duration,
     ) -> Report {
         let start = Instant::now();
-        let mut report = super::custom::run(self, t, c, bearer, timeout).await;
+        let run = super::custom::Run {
+            checker: self,
+            t,
+            bearer,
+            timeout,
+        };
+        let mut report = super::custom::run(&run, c).await;
         report.total = start.elapsed();
         report
     }
@@ -173,7 +180,7 @@ impl Checker {
     /// The strict Streamable HTTP exchange.
     async fn exchange(&self, t: &Target, bearer: Option<&str>, timeout: Duration) -> Report {
         let start = Instant::now();
-        let mut ex = Exchange::new(&self.http, t.url.clone(), bearer, self.body_cap, timeout);
+        let mut ex = Exchange::new(self, t.url.clone(), bearer, timeout);
         let modern_only = t.protocol_version.as_deref() == Some(MODERN_VERSION);
         let out = tokio::time::timeout(timeout, async {
             ex.handshake(modern_only).await?;

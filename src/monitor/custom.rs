@@ -20,14 +20,17 @@ use crate::fingerprint::http::Request;
 use crate::fingerprint::tls::CertSummary;
 use crate::fingerprint::{Transport, MODERN_VERSION};
 
-/// Run `c` on `t` within `timeout`.
-pub(crate) async fn run(
-    checker: &Checker,
-    t: &Target,
-    c: &CustomCheck,
-    bearer: Option<&str>,
-    timeout: Duration,
-) -> Report {
+/// One run of a custom check: the checker, the server, its token and the deadline.
+pub(crate) struct Run<'a> {
+    pub(crate) checker: &'a Checker,
+    pub(crate) t: &'a Target,
+    pub(crate) bearer: Option<&'a str>,
+    pub(crate) timeout: Duration,
+}
+
+/// Run `c` as `run` says.
+pub(crate) async fn run(run: &Run<'_>, c: &CustomCheck) -> Report {
+    let t = run.t;
     let mut vars = CheckVars {
         tools: t
             .tools
@@ -46,8 +49,8 @@ pub(crate) async fn run(
     };
     let start = Instant::now();
     let (observed, steps) = match &c.probe {
-        Probe::Http { .. } => http(checker, t, &c.probe, bearer, timeout, &mut vars).await,
-        Probe::Tcp => tcp(t, timeout).await,
+        Probe::Http { .. } => http(run, &c.probe, &mut vars).await,
+        Probe::Tcp => tcp(t, run.timeout).await,
         Probe::McpCall { tool, arguments } => {
             if t.transport == Some(Transport::Sse) {
                 (
@@ -55,7 +58,7 @@ pub(crate) async fn run(
                     Vec::new(),
                 )
             } else {
-                call(checker, t, (tool, arguments), bearer, timeout, &mut vars).await
+                call(run, tool, arguments, &mut vars).await
             }
         }
     };
@@ -98,14 +101,13 @@ fn judge(c: &CustomCheck, vars: &CheckVars, default: Result<String, String>) -> 
 /// `expect` says), else its default verdict.
 type Observed = Result<Result<String, String>, String>;
 
-async fn http(
-    checker: &Checker,
-    t: &Target,
-    probe: &Probe,
-    bearer: Option<&str>,
-    timeout: Duration,
-    vars: &mut CheckVars,
-) -> (Observed, Vec<Step>) {
+async fn http(run: &Run<'_>, probe: &Probe, vars: &mut CheckVars) -> (Observed, Vec<Step>) {
+    let Run {
+        checker,
+        t,
+        bearer,
+        timeout,
+    } = *run;
     let Probe::Http {
         path,
         method,
@@ -203,20 +205,18 @@ async fn tcp(t: &Target, timeout: Duration) -> (Observed, Vec<Step>) {
 }
 
 async fn call(
-    checker: &Checker,
-    t: &Target,
-    (tool, arguments): (&str, &Value),
-    bearer: Option<&str>,
-    timeout: Duration,
+    run: &Run<'_>,
+    tool: &str,
+    arguments: &Value,
     vars: &mut CheckVars,
 ) -> (Observed, Vec<Step>) {
-    let mut ex = Exchange::new(
-        &checker.http,
-        t.url.clone(),
+    let Run {
+        checker,
+        t,
         bearer,
-        checker.body_cap,
         timeout,
-    );
+    } = *run;
+    let mut ex = Exchange::new(checker, t.url.clone(), bearer, timeout);
     let modern_only = t.protocol_version.as_deref() == Some(MODERN_VERSION);
     let out = tokio::time::timeout(timeout, async {
         ex.handshake(modern_only).await?;

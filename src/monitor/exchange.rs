@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use url::Url;
 
 use super::cel::ServerVars;
-use super::check::Step;
+use super::check::{Checker, Step};
 use crate::fingerprint::http::{HttpProber, Request, StreamCaps};
 use crate::fingerprint::jsonrpc::{Expect, Reply};
 use crate::fingerprint::sse::SseLimits;
@@ -64,17 +64,16 @@ pub(crate) struct Exchange<'a> {
 impl<'a> Exchange<'a> {
     /// An exchange with `url`, all of it due within `timeout`.
     pub(crate) fn new(
-        http: &'a HttpProber,
+        checker: &'a Checker,
         url: Url,
         bearer: Option<&'a str>,
-        body_cap: usize,
         timeout: Duration,
     ) -> Self {
         Self {
-            http,
+            http: &checker.http,
             url,
             bearer,
-            body_cap,
+            body_cap: checker.body_cap,
             timeout,
             deadline: Instant::now() + timeout,
             steps: Vec::new(),
