@@ -184,6 +184,30 @@ fn the_control_peer_fails_hangs_slows_and_drops_tools_on_command() {
         v
     };
 
+    // The readable table: every step with its latency, then the verdict.
+    let out = scout(&["check", url]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for want in [
+        "Checking http://127.97.2.1:8000/mcp",
+        "fingerprint: mcp, streamable-http, 2025-11-25, control-demo",
+        "STEP",
+        "mcp: initialize",
+        "mcp: tools/list",
+        "mcp: DELETE session",
+        "check mcp: pass in ",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+    assert!(
+        text.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("healthy ("),
+        "{text}"
+    );
+
     // ok: the call answers, and the condition sees its result.
     let (code, doc, _) = check(&with(&["--expect", "result.content[0].text == 'hi'"]));
     assert_eq!(code, 0, "{doc:#}");

@@ -16,7 +16,7 @@ use super::check::{timed_out, Checker, Report, Step, Target, WithMessage};
 use super::exchange::Exchange;
 use super::plan::{CustomCheck, Probe};
 use super::state::CheckResult;
-use crate::fingerprint::http::Request;
+use crate::fingerprint::http::{Request, Response};
 use crate::fingerprint::tls::CertSummary;
 use crate::fingerprint::{Transport, MODERN_VERSION};
 
@@ -155,6 +155,20 @@ async fn http(run: &Run<'_>, probe: &Probe, vars: &mut CheckVars) -> (Observed, 
         );
         return (Err(m.clone()), vec![step(false, m)]);
     }
+    observe(&r, vars);
+    let ok = (200..300).contains(&r.status);
+    let m = format!("{} {}", r.status, r.media_type());
+    let default = if ok {
+        Ok(format!("HTTP {}", r.status))
+    } else {
+        Err(format!("HTTP {} (not 2xx)", r.status))
+    };
+    (Ok(default), vec![step(ok, m)])
+}
+
+/// What an HTTP response gives the variables: status, headers (lowercase names, the first
+/// value of a repeated one), body (JSON when it parses) and the certificate's days left.
+fn observe(r: &Response, vars: &mut CheckVars) {
     vars.status = Some(r.status);
     for (k, v) in &r.headers {
         let k = k.as_str().to_ascii_lowercase();
@@ -164,14 +178,6 @@ async fn http(run: &Run<'_>, probe: &Probe, vars: &mut CheckVars) -> (Observed, 
     }
     vars.body = CheckVars::body_from_bytes(&r.body);
     vars.cert_days_left = r.cert.as_ref().and_then(days_left);
-    let ok = (200..300).contains(&r.status);
-    let m = format!("{} {}", r.status, r.media_type());
-    let default = if ok {
-        Ok(format!("HTTP {}", r.status))
-    } else {
-        Err(format!("HTTP {} (not 2xx)", r.status))
-    };
-    (Ok(default), vec![step(ok, m)])
 }
 
 async fn tcp(t: &Target, timeout: Duration) -> (Observed, Vec<Step>) {
@@ -315,6 +321,43 @@ mod tests {
         );
         let r = judge(&check(None), &vars, Err("HTTP 503 (not 2xx)".into()));
         assert_eq!((r.ok, r.message.as_str()), (false, "HTTP 503 (not 2xx)"));
+    }
+
+    #[test]
+    fn responses_become_variables() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("Content-Type", "application/json".parse().unwrap());
+        headers.append("x-Multi", "first".parse().unwrap());
+        headers.append("x-Multi", "second".parse().unwrap());
+        let r = Response {
+            status: 503,
+            headers,
+            body: bytes::Bytes::from_static(b"{\"db\": \"down\"}"),
+            truncated: false,
+            cert: Some(CertSummary {
+                subject: "x".into(),
+                not_after: "2999-01-01T00:00:00Z".into(),
+            }),
+            elapsed: Duration::ZERO,
+        };
+        let mut vars = CheckVars::default();
+        observe(&r, &mut vars);
+        assert_eq!(vars.status, Some(503));
+        assert_eq!(vars.headers["content-type"], "application/json");
+        assert_eq!(vars.headers["x-multi"], "first");
+        assert_eq!(vars.body, serde_json::json!({"db": "down"}));
+        assert!(vars.cert_days_left.unwrap() > 0);
+        let cond = Condition::compile(
+            "status == 503 && body.db == 'down' && headers['content-type'] == 'application/json'",
+        )
+        .unwrap();
+        assert_eq!(cond.eval(&vars), Ok(true));
+        let text = Response {
+            body: bytes::Bytes::from_static(b"not json"),
+            ..r
+        };
+        observe(&text, &mut vars);
+        assert_eq!(vars.body, serde_json::json!("not json"));
     }
 
     #[test]
