@@ -231,6 +231,12 @@ fn the_control_peer_fails_hangs_slows_and_drops_tools_on_command() {
         "expect \"tools.exists(t, t.name == 'get_status')\" is false"
     );
 
+    // no-tools: an empty tools/list passes, and says so (the state machine decides).
+    mode(ctl, "no-tools");
+    let (code, doc, _) = check(&[url]);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(doc["checks"][0]["message"], "0 tools (tools/list is empty)");
+
     // slow: the latency is measured and judged.
     http("POST", ctl, "/control/slow?ms=800");
     let (code, doc, _) = check(&[url, "--expect", "latency_ms < 500"]);

@@ -11,6 +11,7 @@ Streamable HTTP at --path (default /mcp), stateful, SSE replies, tools `echo(tex
       hang           tools/list and tool calls never answer (bounded: 600 s)
       slow?ms=N      tools/list and tool calls answer after N ms (default 1500)
       drop-tool      tools/list leaves out `get_status` (a deploy that lost a tool)
+      no-tools       tools/list is empty
       huge-result    `echo` returns 2 MiB of text (above a 1 MiB body cap)
       refuse-delete  DELETE of a session answers 405 and keeps the session
       health-503     GET /health answers 503 {"status": "down"}
@@ -33,7 +34,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _peerlib  # noqa: E402
 
-MODES = ["ok", "fail", "hang", "slow", "drop-tool", "huge-result", "refuse-delete"]
+MODES = ["ok", "fail", "hang", "slow", "drop-tool", "no-tools", "huge-result", "refuse-delete"]
 HANG_SECONDS = 600
 HUGE_BYTES = 2 * 1024 * 1024
 MAX_BODY = 1 << 20
@@ -72,6 +73,8 @@ def build(args):
             tools = await super().list_tools()
             if State.mode == "drop-tool":
                 tools = [t for t in tools if t.name != "get_status"]
+            elif State.mode == "no-tools":
+                tools = []
             return tools
 
         async def call_tool(self, name, arguments):

@@ -25,7 +25,7 @@
 #   ts-streamable       TypeScript SDK StreamableHTTPServerTransport at /mcp, stateful (UUID ids)
 #   ts-sse              TypeScript SDK legacy SSEServerTransport (GET /sse, POST /messages?sessionId=)
 #   py1-control         FastMCP 1.x at /mcp, tools echo + get_status, driven by POST /control/MODE
-#                       (ok fail hang slow drop-tool huge-result refuse-delete health-503 health-200)
+#                       (ok fail hang slow drop-tool no-tools huge-result refuse-delete health-503 health-200)
 # Decoys (must not be called MCP):
 #   plain-http jsonrpc endless-sse all-405 tls banner
 # Hostile (must be ended within the scanner's deadline):
