@@ -284,10 +284,8 @@ fn expect_on(builtin: &Report, cond: &Condition) -> Report {
         CheckResult::fail("expect", "not evaluated: the built-in check failed")
     } else {
         match cond.eval(&vars) {
-            Ok(true) => CheckResult {
-                message: format!("expect {:?} holds", cond.source()),
-                ..CheckResult::pass("expect")
-            },
+            Ok(true) => CheckResult::pass("expect")
+                .with_message(format!("expect {:?} holds", cond.source())),
             Ok(false) => {
                 CheckResult::fail("expect", format!("expect {:?} is false", cond.source()))
             }

@@ -199,7 +199,10 @@ impl Checker {
                 if bearer.is_some() {
                     m = format!("authenticated; {m}");
                 }
-                (CheckResult::pass(BUILTIN_CHECK).message(m), Some(tools))
+                (
+                    CheckResult::pass(BUILTIN_CHECK).with_message(m),
+                    Some(tools),
+                )
             }
             Ok(Err(e)) => (CheckResult::fail(BUILTIN_CHECK, e), None),
             Err(_) => (
@@ -244,7 +247,7 @@ impl Checker {
             None => CheckResult::fail(BUILTIN_CHECK, timed_out(timeout)),
             Some(PathOutcome::AuthRequired { auth, .. }) => {
                 match auth_change(t.auth.as_ref(), &auth) {
-                    None => CheckResult::pass(BUILTIN_CHECK).message("auth: required"),
+                    None => CheckResult::pass(BUILTIN_CHECK).with_message("auth: required"),
                     Some(change) => CheckResult::fail(BUILTIN_CHECK, change),
                 }
             }
@@ -269,14 +272,12 @@ impl Checker {
         let (out, probed) = self.path_probe(t, timeout).await;
         let result = match out {
             None => CheckResult::fail(BUILTIN_CHECK, timed_out(timeout)),
-            Some(PathOutcome::Likely { reason, .. }) => {
-                CheckResult::pass(BUILTIN_CHECK).message(format!("signal still served: {reason}"))
-            }
-            Some(PathOutcome::AuthRequired { .. }) => {
-                CheckResult::pass(BUILTIN_CHECK).message("signal still served: a 401 challenge")
-            }
+            Some(PathOutcome::Likely { reason, .. }) => CheckResult::pass(BUILTIN_CHECK)
+                .with_message(format!("signal still served: {reason}")),
+            Some(PathOutcome::AuthRequired { .. }) => CheckResult::pass(BUILTIN_CHECK)
+                .with_message("signal still served: a 401 challenge"),
             Some(PathOutcome::Confirmed { .. }) => {
-                CheckResult::pass(BUILTIN_CHECK).message("now answers a full MCP handshake")
+                CheckResult::pass(BUILTIN_CHECK).with_message("now answers a full MCP handshake")
             }
             Some(PathOutcome::Nothing) => CheckResult::fail(
                 BUILTIN_CHECK,
@@ -298,7 +299,7 @@ impl Checker {
             None => probed.report(CheckResult::fail(BUILTIN_CHECK, timed_out(timeout))),
             Some(PathOutcome::Confirmed { info, .. }) => {
                 let n = info.tools.len();
-                let mut r = probed.report(CheckResult::pass(BUILTIN_CHECK).message(format!(
+                let mut r = probed.report(CheckResult::pass(BUILTIN_CHECK).with_message(format!(
                     "{n} tools over legacy SSE{}",
                     if n == 0 { " (tools/list is empty)" } else { "" }
                 )));
@@ -393,18 +394,6 @@ fn auth_change(before: Option<&AuthInfo>, now: &AuthInfo) -> Option<String> {
         ));
     }
     None
-}
-
-/// A message on a result (builder used by the engine).
-pub(crate) trait WithMessage {
-    fn message(self, m: impl Into<String>) -> Self;
-}
-
-impl WithMessage for CheckResult {
-    fn message(mut self, m: impl Into<String>) -> Self {
-        self.message = m.into();
-        self
-    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::cel::{CheckVars, ServerVars, ToolVar};
-use super::check::{timed_out, Checker, Report, Step, Target, WithMessage};
+use super::check::{timed_out, Checker, Report, Step, Target};
 use super::exchange::Exchange;
 use super::plan::{CustomCheck, Probe};
 use super::state::CheckResult;
@@ -84,12 +84,12 @@ pub(crate) async fn run(run: &Run<'_>, c: &CustomCheck) -> Report {
 fn judge(c: &CustomCheck, vars: &CheckVars, default: Result<String, String>) -> CheckResult {
     match &c.expect {
         None => match default {
-            Ok(m) => CheckResult::pass(&c.name).message(m),
+            Ok(m) => CheckResult::pass(&c.name).with_message(m),
             Err(m) => CheckResult::fail(&c.name, m),
         },
         Some(cond) => match cond.eval(vars) {
             Ok(true) => {
-                CheckResult::pass(&c.name).message(format!("expect {:?} holds", cond.source()))
+                CheckResult::pass(&c.name).with_message(format!("expect {:?} holds", cond.source()))
             }
             Ok(false) => CheckResult::fail(&c.name, format!("expect {:?} is false", cond.source())),
             Err(e) => CheckResult::fail(&c.name, format!("expect {:?}: {e}", cond.source())),
