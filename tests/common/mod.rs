@@ -249,8 +249,8 @@ pub fn off_loopback(args: &[&str]) -> Option<String> {
             Some("--log-format") => {
                 it.next();
             }
-            // Another command (`config check FILE`, `servers`): it scans nothing.
-            Some(a) if !a.starts_with('-') => return None,
+            // A command that scans nothing (`config check FILE` must not read as `check`).
+            Some("config" | "servers" | "changes" | "help") => return None,
             Some(_) => {}
         }
     };
