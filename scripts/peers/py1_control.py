@@ -49,16 +49,10 @@ class State:
 
 def build(args):
     from mcp.server.fastmcp import FastMCP
-    from mcp.server.transport_security import TransportSecuritySettings
     from starlette.responses import JSONResponse
 
     ip = args.host
-    hostname = f"[{ip}]" if ":" in ip else ip
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=[f"{hostname}:*", "127.0.0.1:*", "localhost:*", "[::1]:*"],
-        allowed_origins=[f"http://{hostname}:*", "http://127.0.0.1:*", "http://localhost:*"],
-    )
+    security = _peerlib.loopback_security(ip)
 
     async def delay() -> None:
         if State.mode == "hang":
