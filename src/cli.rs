@@ -48,6 +48,50 @@ pub enum Command {
     Servers(ServersArgs),
     /// Print the inventory's change feed as JSON lines.
     Changes(ChangesArgs),
+    /// Health-check one MCP server once, as the daemon's monitor does; exit 0 healthy, 1 not.
+    Check(CheckArgs),
+}
+
+/// `mcp-scout check` options.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The MCP endpoint: http://host:port/path or https://...
+    #[arg(value_name = "URL")]
+    pub url: String,
+    /// Also call this tool (a custom `mcp_call` check); the built-in check never calls one.
+    #[arg(long, value_name = "TOOL")]
+    pub call: Option<String>,
+    /// The tool's arguments, a JSON object.
+    #[arg(long, value_name = "JSON", requires = "call")]
+    pub arguments: Option<String>,
+    /// A CEL condition that must hold: over the call (result, status, latency_ms, tools,
+    /// server, cert_days_left) with --call, else over the built-in check (latency_ms, tools,
+    /// server).
+    #[arg(long, value_name = "CEL")]
+    pub expect: Option<String>,
+    /// Bearer token sent as `Authorization: Bearer` (for mcp-auth-required servers).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MCP_SCOUT_BEARER",
+        hide_env_values = true
+    )]
+    pub bearer: Option<String>,
+    /// Deadline of each check (and of the fingerprint before them).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub timeout: Duration,
+    /// Output: table (readable steps) or json (one document).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = CheckOutput::Table)]
+    pub output: CheckOutput,
+}
+
+/// `mcp-scout check -o` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckOutput {
+    /// The steps as an aligned table, then the verdict.
+    Table,
+    /// One JSON document.
+    Json,
 }
 
 /// `mcp-scout daemon` options.

@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::monitor::plan::{HealthPlan, HealthSpec, PlanIssue};
 use crate::plan::{
     self, DiscoverySpec, FingerprintSpec, JobPlan, JobSpec, Shard, DEFAULT_FINGERPRINT_CONCURRENCY,
 };
@@ -127,6 +128,7 @@ struct RawConfig {
     store: RawStore,
     gone_after: Option<Spanned<u32>>,
     jobs: Option<Spanned<Vec<RawJob>>>,
+    health: Option<HealthSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -320,6 +322,8 @@ pub struct Config {
     pub gone_after: u32,
     /// Jobs, in file order.
     pub jobs: Vec<Job>,
+    /// The health monitor (`health:`; every default when the key is absent).
+    pub health: HealthPlan,
 }
 
 /// Name of the embedded default config in messages.
@@ -476,6 +480,30 @@ impl Config {
                 );
             }
         }
+        let h = &self.health;
+        let t = &h.thresholds;
+        let _ = writeln!(s, "health:");
+        let _ = writeln!(s, "  enabled: {}", h.enabled);
+        let _ = writeln!(s, "  interval: {}", d(h.interval));
+        let _ = writeln!(s, "  timeout: {}", d(h.timeout));
+        let _ = writeln!(s, "  concurrency: {}", h.concurrency);
+        let _ = writeln!(s, "  unhealthy_threshold: {}", t.unhealthy_threshold);
+        let _ = writeln!(s, "  healthy_threshold: {}", t.healthy_threshold);
+        let _ = writeln!(s, "  degraded_latency: {}", d(t.degraded_latency));
+        let _ = writeln!(
+            s,
+            "  flap_threshold: {}%",
+            (t.flap_threshold * 100.0).round()
+        );
+        let _ = writeln!(s, "  flap_window: {}", t.flap_window);
+        let _ = writeln!(s, "  body_cap: {}", h.body_cap);
+        let _ = writeln!(
+            s,
+            "  # {} credential(s), tokens redacted",
+            h.credentials.len()
+        );
+        let names: Vec<String> = h.checks.iter().map(|c| json(&c.name)).collect();
+        let _ = writeln!(s, "  # checks: [{}]", names.join(", "));
         s
     }
 
@@ -656,6 +684,16 @@ impl Validator<'_> {
         }
     }
 
+    fn issue(&self, i: PlanIssue) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_string(),
+            line: i.line,
+            column: i.column,
+            path: i.path,
+            message: i.message,
+        }
+    }
+
     fn duration(
         &self,
         v: Option<&Spanned<String>>,
@@ -715,12 +753,14 @@ impl Validator<'_> {
                 jobs.push(job);
             }
         }
+        let health = HealthPlan::resolve(raw.health.as_ref()).map_err(|i| self.issue(i))?;
         Ok(Config {
             source: self.file.to_string(),
             api,
             store,
             gone_after,
             jobs,
+            health,
         })
     }
 
@@ -809,7 +849,7 @@ impl Validator<'_> {
         let interval = self.duration(j.interval.as_ref(), &at("interval"), DEFAULT_INTERVAL)?;
         let jitter = match &j.jitter {
             None => DEFAULT_JITTER,
-            Some(s) => parse_percent(&s.value).ok_or_else(|| {
+            Some(s) => crate::units::parse_fraction(&s.value, 0.5).ok_or_else(|| {
                 self.invalid(
                     s,
                     &at("jitter"),
@@ -1019,16 +1059,6 @@ impl Validator<'_> {
     }
 }
 
-/// `10%`, `0.1` or `0`: a fraction from 0 to 0.5.
-fn parse_percent(s: &str) -> Option<f64> {
-    let t = s.trim();
-    let v = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
-        None => t.parse::<f64>().ok()?,
-    };
-    (v.is_finite() && (0.0..=0.5).contains(&v)).then_some(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1146,6 +1176,103 @@ mod tests {
             let e = err(text);
             assert!(e.starts_with(want), "{text:?}\n got: {e}\nwant: {want}");
         }
+    }
+
+    #[test]
+    fn the_health_section_resolves_with_defaults_and_overrides() {
+        let c = Config::parse("jobs:\n  - name: a\n", "t.yaml").unwrap();
+        assert_eq!(c.health, HealthPlan::default());
+        assert_eq!(c.health.interval, Duration::from_secs(30));
+        let c = Config::parse(
+            "health:\n\
+             \x20 interval: 1m\n\
+             \x20 timeout: 5s\n\
+             \x20 concurrency: 4\n\
+             \x20 flap_threshold: 25%\n\
+             \x20 body_cap: 65536\n\
+             \x20 credentials: [{match: {server_name: \"weather-*\"}, bearer: s3cret}]\n\
+             \x20 checks:\n\
+             \x20   - name: db-health\n\
+             \x20     match: {tool: get_forecast, kind: mcp}\n\
+             \x20     http: {path: /internal/db-health, method: post, headers: {x-probe: \"1\"}}\n\
+             \x20     expect: \"status == 200 && body.db == 'ok'\"\n\
+             \x20     severity: warning\n\
+             \x20     interval: 2m\n\
+             \x20   - name: forecast\n\
+             \x20     mcp_call: {tool: get_forecast, arguments: {city: Paris}}\n\
+             \x20     expect: \"!result.isError && size(result.content) > 0\"\n\
+             \x20   - name: port\n\
+             \x20     tcp: {}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let h = &c.health;
+        assert_eq!(
+            (h.interval, h.timeout, h.concurrency),
+            (Duration::from_secs(60), Duration::from_secs(5), 4)
+        );
+        assert_eq!((h.thresholds.flap_threshold, h.body_cap), (0.25, 65536));
+        assert_eq!(h.credentials[0].bearer, "s3cret");
+        assert!(!format!("{h:?}").contains("s3cret") && !c.to_yaml().contains("s3cret"));
+        let names: Vec<&str> = h.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["db-health", "forecast", "port"]);
+        use crate::monitor::plan::Probe;
+        assert!(
+            matches!(&h.checks[0].probe, Probe::Http { method, path, .. } if method == "POST" && path == "/internal/db-health")
+        );
+        assert_eq!(
+            h.checks[0].severity,
+            crate::monitor::state::Severity::Warning
+        );
+        assert_eq!(h.checks[0].interval, Some(Duration::from_secs(120)));
+        assert!(
+            matches!(&h.checks[1].probe, Probe::McpCall { tool, arguments } if tool == "get_forecast" && arguments["city"] == "Paris")
+        );
+        assert_eq!(h.checks[2].probe, Probe::Tcp);
+        // A decimal fraction is accepted too.
+        let c = Config::parse("health: {flap_threshold: 0.3}\n", "t.yaml").unwrap();
+        assert_eq!(c.health.thresholds.flap_threshold, 0.3);
+    }
+
+    #[test]
+    fn health_errors_name_line_column_key_value_and_fix() {
+        let check = |body: &str| format!("health:\n  checks:\n    - name: c\n{body}");
+        let cases: Vec<(String, &str)> = vec![
+            ("health: { intervall: 30s }\n".into(), "t.yaml:1:11: health.intervall: unknown field `intervall`, expected one of enabled, interval,"),
+            ("health: { interval: soon }\n".into(), "t.yaml:1:21: health.interval: \"soon\" is not a duration"),
+            ("health: { timeout: 1m }\n".into(), "t.yaml:1:20: health.timeout: \"1m\" is above health.interval (30s): a check would overlap the next one"),
+            ("health: { concurrency: 0 }\n".into(), "t.yaml:1:24: health.concurrency: 0 is out of range; accepted range: 1..=4096"),
+            ("health: { flap_threshold: 130% }\n".into(), "t.yaml:1:27: health.flap_threshold: \"130%\" is not a fraction; accepted forms: 30%, 0.3"),
+            ("health: { body_cap: 10 }\n".into(), "t.yaml:1:21: health.body_cap: 10 bytes is out of range; accepted range: 1024..=1048576"),
+            ("health: { credentials: [{bearer: \"\"}] }\n".into(), "t.yaml:1:25: health.credentials[0].bearer: empty token"),
+            (check("      tcp: {}\n      http: {path: /}\n"), "t.yaml:3:13: health.checks[0]: check \"c\" has http and tcp; give exactly one of http, mcp_call or tcp"),
+            (check("      expect: \"true\"\n"), "t.yaml:3:13: health.checks[0]: check \"c\" has none of them; give exactly one of http, mcp_call or tcp"),
+            ("health:\n  checks:\n    - name: mcp\n      tcp: {}\n".into(), "t.yaml:3:13: health.checks[0].name: \"mcp\" is the built-in check's name; pick another"),
+            ("health:\n  checks:\n    - {name: a, tcp: {}}\n    - {name: a, tcp: {}}\n".into(), "t.yaml:4:14: health.checks[1].name: duplicate check name \"a\"; every check needs its own name"),
+            (check("      tcp: {}\n      expect: \"latency_ms <\"\n"), "t.yaml:5:15: health.checks[0].expect: syntax error in CEL expression \"latency_ms <\" at column"),
+            (check("      tcp: {}\n      expect: \"result.isError\"\n"), "t.yaml:5:15: health.checks[0].expect: `result` has no value in a tcp check; its variables are latency_ms, tools, server"),
+            (check("      http: {path: /h}\n      expect: \"result.isError\"\n"), "t.yaml:5:15: health.checks[0].expect: `result` has no value in a http check"),
+            (check("      mcp_call: {tool: t}\n      expect: \"body == 1\"\n"), "t.yaml:5:15: health.checks[0].expect: `body` has no value in a mcp_call check"),
+            (check("      tcp: {}\n      expect: \"nosuch > 1\"\n"), "t.yaml:5:15: health.checks[0].expect: unknown variable `nosuch` in CEL expression \"nosuch > 1\" at column 1"),
+            (check(&format!("      tcp: {{}}\n      expect: \"{}\"\n", "1 + ".repeat(1100) + "1")), "t.yaml:5:15: health.checks[0].expect: the expression is 4401 bytes, above the 4096-byte limit"),
+            (check("      tcp: {}\n      severity: fatal\n"), "t.yaml:5:17: health.checks[0].severity: \"fatal\" is not a severity; accepted: critical, warning"),
+            (check("      http: {path: health}\n"), "t.yaml:4:13: health.checks[0].http.path: \"health\" must start with /"),
+            (check("      mcp_call: {tool: t, arguments: [1]}\n"), "t.yaml:4:17: health.checks[0].mcp_call.arguments: must be a map of argument names to values"),
+            (check("      tcp: {}\n      match: {kind: http}\n"), "t.yaml:5:21: health.checks[0].match.kind: \"http\" matches no checked kind; accepted: mcp, mcp-auth-required, mcp-likely"),
+            (check("      tcp: {}\n      timeout: 1m\n"), "t.yaml:5:16: health.checks[0].timeout: \"1m\" is above the check's interval (30s)"),
+            (check("      tcp: {}\n      interval: 0s\n"), "t.yaml:5:17: health.checks[0].interval: \"0s\" must be greater than zero"),
+        ];
+        let mut wrong = Vec::new();
+        for (text, want) in &cases {
+            let e = Config::parse(text, "t.yaml")
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            if !e.starts_with(want) {
+                wrong.push(format!("{text:?}\n got: {e}\nwant: {want}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
     }
 
     #[test]

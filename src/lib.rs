@@ -28,13 +28,15 @@
 //! - [`output`] writes records (table, JSON, NDJSON, CSV); it is the only place, with the
 //!   commands, that touches stdout.
 //!
-//! Commands are glue: [`scan`], [`probe`] and [`watch`]; [`shutdown`] handles signals,
+//! Commands are glue: [`scan`], [`probe`] and [`watch`] (and, in [`commands`], `check`); [`shutdown`] handles signals,
 //! [`sys`] the descriptor limit and [`units`] durations.
 //!
 //! The service: [`config`] reads the daemon's YAML into the same job plans; [`daemon`] runs
 //! them on schedules and serves the API; [`store`] is its SQLite inventory (one writer
 //! actor, read-only readers); [`commands`] holds the service-side commands' glue.
-//! [`monitor`] is the health monitor's pure core: the state machine and CEL conditions.
+//! [`monitor`] is the health monitor: the state machine, CEL conditions, the `health:` plan
+//! and the check engine that speaks MCP to each server (its daemon scheduler is not wired
+//! yet); `mcp-scout check` runs its checks once.
 //!
 //! Engines never print or exit; errors are typed per module (`thiserror`), and only the
 //! binary uses `anyhow`.

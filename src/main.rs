@@ -70,6 +70,9 @@ async fn run(cli: Cli) -> anyhow::Result<ScanOutcome> {
         Command::Changes(args) => Ok(outcome(
             mcp_scout::commands::inventory::changes(&args, shutdown).await?,
         )),
+        Command::Check(args) => Ok(outcome(
+            mcp_scout::commands::check::run(&args, shutdown).await?,
+        )),
     }
 }
 

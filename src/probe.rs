@@ -120,7 +120,8 @@ fn parse_target(t: &str) -> Result<Named, ProbeError> {
     })
 }
 
-async fn resolve(host: &str, port: u16) -> Result<SocketAddr, ProbeError> {
+/// `host` as an address (a literal, else the system resolver's first answer).
+pub(crate) async fn resolve(host: &str, port: u16) -> Result<SocketAddr, ProbeError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }

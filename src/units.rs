@@ -1,6 +1,16 @@
-//! Parsers for unit-bearing values typed by users: durations.
+//! Parsers for unit-bearing values typed by users: durations and fractions.
 
 use std::time::Duration;
+
+/// Parse a fraction written `30%` or `0.3`, accepted from 0 to `max`.
+pub fn parse_fraction(s: &str, max: f64) -> Option<f64> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
+        None => t.parse::<f64>().ok()?,
+    };
+    (v.is_finite() && (0.0..=max).contains(&v)).then_some(v)
+}
 
 /// Parse `1s`, `500ms`, `1.5s`, `2m`, `250us`, `1h`, `30d`, or a sum of such parts with no
 /// spaces (`1h30m`); a bare number means seconds.

@@ -219,11 +219,31 @@ fn the_test_guard_refuses_anything_that_could_leave_loopback() {
         &["probe", "http://[::1]:8000/mcp"],
         &["probe", "127.0.0.1:8000"],
         &["probe", "[::1]:8000"],
+        &["config", "check", "/tmp/lab.yaml"],
+        &[
+            "check",
+            "http://127.0.0.1:8000/mcp",
+            "--call",
+            "get_forecast",
+            "--arguments",
+            "{\"city\": \"Paris\"}",
+            "--expect",
+            "!result.isError",
+            "--bearer",
+            "t",
+            "--timeout",
+            "2s",
+            "-o",
+            "json",
+        ],
     ];
     for args in allowed {
         assert_eq!(off_loopback(args), None, "{args:?}");
     }
     let refused: &[&[&str]] = &[
+        &["check", "http://10.0.0.1:8000/mcp"],
+        &["check", "http://localhost:8000/mcp"],
+        &["check", "--call", "echo", "http://db.lab.example/mcp"],
         &["scan", "10.0.0.0/8"],
         &["scan", "127.0.0.1", "192.168.1.1"],
         &["scan", "127.0.0.0/7"],

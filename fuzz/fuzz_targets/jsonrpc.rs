@@ -1,7 +1,7 @@
 //! Fuzz target: the JSON-RPC reply classifier on arbitrary bytes.
 //!
 //! Input: one control byte, then the body. The control byte picks the expected reply (its
-//! value mod 5) and, with bit 7 set, wraps the body as `{"jsonrpc":"2.0","id":1,"result":…}`
+//! value mod 6) and, with bit 7 set, wraps the body as `{"jsonrpc":"2.0","id":1,"result":…}`
 //! so that mutations reach the result-shape checks instead of dying in the envelope.
 //! Oracles beyond "no panic": what a reply keeps respects the documented rules and caps.
 
@@ -13,12 +13,13 @@ use mcp_scout_fuzz::fingerprint::jsonrpc::{
     MAX_TEXT_CHARS, MAX_TOOLS_PER_PAGE, MAX_VERSIONS,
 };
 
-const EXPECTS: [Expect; 5] = [
+const EXPECTS: [Expect; 6] = [
     Expect::Initialize,
     Expect::Discover,
     Expect::Tools,
     Expect::Resources,
     Expect::Prompts,
+    Expect::Call,
 ];
 const ENVELOPE_HEAD: &[u8] = br#"{"jsonrpc":"2.0","id":1,"result":"#;
 
@@ -75,6 +76,10 @@ fn check(reply: &Reply, expect: Expect) {
                     .iter()
                     .all(|d| chars_within(d, MAX_TEXT_CHARS)));
             }
+        }
+        Reply::CallResult(v) => {
+            assert_eq!(expect, Expect::Call);
+            assert!(v.is_object());
         }
         Reply::Listing { .. } => {
             assert!(matches!(expect, Expect::Resources | Expect::Prompts));

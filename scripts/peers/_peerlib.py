@@ -76,6 +76,20 @@ def watch_parent() -> None:
     threading.Thread(target=run, name="watch-parent", daemon=True).start()
 
 
+def loopback_security(ip: str):
+    """The MCP SDK's DNS-rebinding protection for a server bound to `ip`: Host <ip>:*,
+    127.0.0.1:*, localhost:* and [::1]:* (the SDK's own default for 127.0.0.1, generalised
+    to the address bound). Imports the SDK, so call it from a peer's venv only."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    hostname = f"[{ip}]" if ":" in ip else ip
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[f"{hostname}:*", "127.0.0.1:*", "localhost:*", "[::1]:*"],
+        allowed_origins=[f"http://{hostname}:*", "http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+    )
+
+
 def bind(host: str, port: int) -> socket.socket:
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(fam, socket.SOCK_STREAM)

@@ -45,11 +45,7 @@ def build(args, port: int):
         # Like FastMCP's own default: a wildcard bind serves any Host (no rebinding check).
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     else:
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=[f"{hostname}:*", "127.0.0.1:*", "localhost:*", "[::1]:*"],
-            allowed_origins=[f"http://{hostname}:*", "http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
-        )
+        security = _peerlib.loopback_security(ip)
 
     kwargs = {}
     if args.mode == "auth":

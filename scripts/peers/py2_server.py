@@ -26,15 +26,9 @@ MODES = ["streamable", "stateless-json", "sse"]
 
 def build(args):
     from mcp.server.mcpserver import MCPServer
-    from mcp.server.transport_security import TransportSecuritySettings
 
     ip = args.host
-    hostname = f"[{ip}]" if ":" in ip else ip
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=[f"{hostname}:*", "127.0.0.1:*", "localhost:*", "[::1]:*"],
-        allowed_origins=[f"http://{hostname}:*", "http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
-    )
+    security = _peerlib.loopback_security(ip)
     mcp = MCPServer(
         "weather-demo-v2",
         instructions="Weather demo server (SDK 2.x) for mcp-scout tests: forecasts and arithmetic.",

@@ -24,6 +24,8 @@
 #   py2-sse             MCPServer 2.x legacy HTTP+SSE
 #   ts-streamable       TypeScript SDK StreamableHTTPServerTransport at /mcp, stateful (UUID ids)
 #   ts-sse              TypeScript SDK legacy SSEServerTransport (GET /sse, POST /messages?sessionId=)
+#   py1-control         FastMCP 1.x at /mcp, tools echo + get_status, driven by POST /control/MODE
+#                       (ok fail hang slow drop-tool no-tools huge-result refuse-delete health-503 health-200)
 # Decoys (must not be called MCP):
 #   plain-http jsonrpc endless-sse all-405 tls banner
 # Hostile (must be ended within the scanner's deadline):
@@ -58,6 +60,10 @@ case "$name" in
 py1-streamable | py1-stateless-json | py1-sse | py1-auth | py1-hostcheck)
 	need "$peers/py1/bin/python"
 	exec "$peers/py1/bin/python" "$here/py1_server.py" --mode "${name#py1-}" "$@"
+	;;
+py1-control)
+	need "$peers/py1/bin/python"
+	exec "$peers/py1/bin/python" "$here/py1_control.py" "$@"
 	;;
 py2-streamable | py2-stateless-json | py2-sse)
 	need "$peers/py2/bin/python"

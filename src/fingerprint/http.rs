@@ -81,8 +81,8 @@ pub struct Request {
     pub method: reqwest::Method,
     /// Absolute URL (its host is an IP address).
     pub url: Url,
-    /// Extra headers.
-    pub headers: Vec<(&'static str, String)>,
+    /// Extra headers (owned names for the health checks' configured ones).
+    pub headers: Vec<(std::borrow::Cow<'static, str>, String)>,
     /// JSON body, if any.
     pub body: Option<Vec<u8>>,
 }
@@ -99,8 +99,12 @@ impl Request {
     }
 
     /// Add a header.
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+    pub fn header(
+        mut self,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 
@@ -193,6 +197,11 @@ impl Stream {
             .to_ascii_lowercase()
     }
 
+    /// Whether the byte cap was reached: what follows was not read.
+    pub fn capped(&self) -> bool {
+        self.read >= self.max_bytes
+    }
+
     /// The next chunk, or `None` at the end of the stream, the byte cap or the time cap.
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.read >= self.max_bytes {
@@ -248,7 +257,7 @@ impl HttpProber {
     fn build(&self, req: &Request) -> reqwest::RequestBuilder {
         let mut b = self.client.request(req.method.clone(), req.url.clone());
         for (k, v) in &req.headers {
-            b = b.header(*k, v);
+            b = b.header(k.as_ref(), v);
         }
         if let Some(body) = &req.body {
             b = b.body(body.clone());

@@ -77,6 +77,8 @@ pub enum Expect {
     Resources,
     /// `prompts/list`.
     Prompts,
+    /// `tools/call` (health checks only): any result object is the answer.
+    Call,
 }
 
 /// What one reply body is.
@@ -99,6 +101,8 @@ pub enum Reply {
         /// Cursor of the next page.
         next_cursor: Option<String>,
     },
+    /// A `tools/call` result, as sent (bounded by the body cap).
+    CallResult(Value),
     /// JSON-RPC error object: code, message, data (size-capped), id.
     Error(RpcError),
     /// Some other JSON-RPC 2.0 result (valid envelope, unknown shape): NOT MCP evidence by
@@ -256,6 +260,9 @@ fn classify_result(result: &Value, expect: Expect) -> Reply {
         Expect::Tools => tools(result).map(Reply::Tools),
         Expect::Resources => listing(result, ListingKind::Resources),
         Expect::Prompts => listing(result, ListingKind::Prompts),
+        Expect::Call => result
+            .is_object()
+            .then(|| Reply::CallResult(result.clone())),
     };
     reply.unwrap_or(Reply::OtherResult)
 }

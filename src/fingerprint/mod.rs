@@ -292,7 +292,21 @@ pub(crate) struct Ctx<'a> {
     next_id: u64,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A fresh context on `base` (the health checks re-run one path's probe with it).
+    pub(crate) fn new(http: &'a HttpProber, base: Url, deadline: Instant) -> Self {
+        Self {
+            http,
+            base,
+            deadline,
+            steps: Vec::new(),
+            evidence: Vec::new(),
+            cert: None,
+            sessions: Vec::new(),
+            next_id: 0,
+        }
+    }
+
     /// Whether there is time left for another request.
     pub(crate) fn has_time(&self) -> bool {
         Instant::now() + Duration::from_millis(50) < self.deadline
@@ -506,7 +520,7 @@ impl Fingerprinter {
 
 /// Try one path: streamable first (also yields auth challenges and SDK errors), then the
 /// legacy SSE transport where the path serves an event stream.
-async fn probe_path(ctx: &mut Ctx<'_>, path: &str) -> PathOutcome {
+pub(crate) async fn probe_path(ctx: &mut Ctx<'_>, path: &str) -> PathOutcome {
     let mut url = ctx.url(path);
     for _ in 0..=MAX_REDIRECTS {
         let (outcome, redirect) = streamable::probe(ctx, &url).await;
@@ -642,7 +656,7 @@ async fn finish(ctx: &mut Ctx<'_>, best: PathOutcome) -> Fingerprint {
 
 /// DELETE every session still open (within a short grace beyond the budget: leaving
 /// sessions behind on someone's server is worse than a late finish).
-async fn close_sessions(ctx: &mut Ctx<'_>) {
+pub(crate) async fn close_sessions(ctx: &mut Ctx<'_>) {
     for (url, sid) in std::mem::take(&mut ctx.sessions) {
         let req = Request::new(reqwest::Method::DELETE, url.clone())
             .header("mcp-session-id", sid.clone());

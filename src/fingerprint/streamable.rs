@@ -18,7 +18,7 @@ use super::sse::{SseLimits, SseParser};
 use super::{trim_text, Ctx, McpInfo, PathOutcome, Tool, Transport, ASK_VERSION, MODERN_VERSION};
 
 /// `tools/list` pages followed at most: enough for any real server, bounded for a hostile one.
-const MAX_TOOL_PAGES: usize = 5;
+pub(crate) const MAX_TOOL_PAGES: usize = 5;
 /// Body text kept for signal matching and the report.
 const SNIPPET: usize = 300;
 
@@ -41,7 +41,7 @@ pub(crate) fn rpc(id: u64, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
 
-fn initialize(id: u64) -> Value {
+pub(crate) fn initialize(id: u64) -> Value {
     rpc(
         id,
         "initialize",
@@ -53,7 +53,7 @@ fn initialize(id: u64) -> Value {
     )
 }
 
-fn modern_params() -> Value {
+pub(crate) fn modern_params() -> Value {
     json!({"_meta": {
         "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
         "io.modelcontextprotocol/clientCapabilities": {}
@@ -63,10 +63,20 @@ fn modern_params() -> Value {
 /// Read one JSON-RPC reply from a response that is either a JSON body or an event stream,
 /// stopping at the first response (server notifications and requests before it are skipped).
 pub(crate) async fn read_reply(stream: &mut Stream, expect: Expect) -> (Option<Reply>, String) {
+    read_reply_within(stream, expect, SseLimits::default()).await
+}
+
+/// [`read_reply`] with the event-stream parser's limits given (a health check raises them to
+/// its body cap: a long `tools/list` arrives as one event).
+pub(crate) async fn read_reply_within(
+    stream: &mut Stream,
+    expect: Expect,
+    limits: SseLimits,
+) -> (Option<Reply>, String) {
     let media = stream.media_type();
     let mut snippet = String::new();
     if media == "text/event-stream" {
-        let mut parser = SseParser::new(SseLimits::default());
+        let mut parser = SseParser::new(limits);
         while let Some(chunk) = stream.next_chunk().await {
             if snippet.len() < SNIPPET {
                 snippet.push_str(&String::from_utf8_lossy(&chunk[..chunk.len().min(SNIPPET)]));
@@ -173,6 +183,7 @@ fn describe(r: &RpcReply) -> String {
             trim_text(&e.message)
         )),
         Some(Reply::OtherResult) => s.push_str(" → a JSON-RPC result that is not an MCP handshake"),
+        Some(Reply::CallResult(_)) => s.push_str(" → a tools/call result"),
         Some(Reply::NotJsonRpc) => s.push_str(" → JSON, not JSON-RPC"),
         Some(Reply::Malformed(why)) => s.push_str(&format!(" → unparseable body: {why}")),
         None if !r.snippet.is_empty() => s.push_str(&format!(" → {:?}", trim_snippet(&r.snippet))),
@@ -186,7 +197,7 @@ fn trim_snippet(s: &str) -> String {
     t.replace(['\r', '\n'], " ")
 }
 
-fn headers(req: Request, version: Option<&str>, session: Option<&str>) -> Request {
+pub(crate) fn headers(req: Request, version: Option<&str>, session: Option<&str>) -> Request {
     let mut req = req.header("accept", ACCEPT);
     if let Some(v) = version {
         req = req.header("mcp-protocol-version", v);
@@ -680,6 +691,7 @@ mod tests {
             Some(Reply::Listing { kind, count, .. }) => format!("{kind:?}:{count}").to_lowercase(),
             Some(Reply::Error(e)) => format!("error:{}", e.code),
             Some(Reply::OtherResult) => "other-result".to_string(),
+            Some(Reply::CallResult(_)) => "call-result".to_string(),
             Some(Reply::NotJsonRpc) => "not-jsonrpc".to_string(),
             Some(Reply::Malformed(_)) => "malformed".to_string(),
         };

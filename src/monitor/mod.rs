@@ -1,5 +1,5 @@
-//! The health monitor's groundwork (issue 8): the pure parts, tested on their own, that the
-//! daemon's monitor task will feed.
+//! The health monitor (issue 8): what a check is, how it runs, when it runs, and what its
+//! results do to a server's health. Each part is tested on its own.
 //!
 //! What exists:
 //! - [`state`]: the per-server health state machine, a pure function
@@ -11,6 +11,14 @@
 //!   `cel` crate. Expressions are size- and depth-capped, compiled on a thread with a large
 //!   stack, and checked against the variables a check provides, so a bad one is a config
 //!   error; at run time an error is a failed check with a message, never a panic.
+//! - [`plan`]: the `health:` config section, validated at load into a [`plan::HealthPlan`]
+//!   (intervals, limits, [`state::Thresholds`], credentials, custom checks with compiled
+//!   conditions and their `match`).
+//! - [`check`]: the engine. [`check::Checker`] runs the built-in `mcp` check (by verdict and
+//!   transport: the strict [`exchange`], the fingerprint's legacy SSE, auth and signal
+//!   probes) and the [`custom`] checks, each bounded by one timeout and the body cap, and
+//!   returns a [`check::Report`] whose result feeds [`state::step`]. `mcp-scout check`
+//!   runs it once.
 //!
 //! - [`scheduler`]: when each server is checked: a stable phase per server (a hash of its
 //!   id modulo the interval, as Prometheus spreads its scrapes), no drift, at most
@@ -18,16 +26,14 @@
 //!   owns each server's state and applies [`state::step`], and hands every result to a
 //!   channel (the store, the metrics) so a slow store never stalls a check.
 //!
-//! What the daemon integration will add (not here yet):
-//! - the built-in `mcp` check (the handshake and `tools/list`, then a DELETE of the session)
-//!   and the `http`, `mcp_call` and `tcp` custom checks, whose results become
-//!   [`cel::CheckVars`] for their `expect` and [`state::CheckResult`]s for [`state::step`];
-//! - the config keys (`health.*`, each custom check's `match`, `severity`, `interval`),
-//!   validated into [`state::Thresholds`] and compiled [`cel::Condition`]s at load time;
-//! - history: every result kept in the store for `store.retention`, hourly rollups for
-//!   90 days, uptime fractions, `health_changed` changes from each [`state::Transition`],
-//!   the API's `checks` endpoint and the metrics.
+//! The daemon runs them in `daemon::monitor`: the inventory's active servers feed the
+//! scheduler, and each result goes to the store (history, rollups, uptime,
+//! `health_changed`, tool drift from [`check::Report::tools`]) and the metrics.
 
 pub mod cel;
+pub mod check;
+pub mod custom;
+pub mod exchange;
+pub mod plan;
 pub mod scheduler;
 pub mod state;

@@ -169,6 +169,15 @@ impl CheckResult {
         }
     }
 
+    /// The same result, with this message.
+    #[must_use]
+    pub fn with_message(self, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            ..self
+        }
+    }
+
     /// The same result, with its latency.
     #[must_use]
     pub fn with_latency(self, latency: Duration) -> Self {

@@ -5,6 +5,7 @@
 //! are written at the end, sorted by address and port. A closed pipe (`| head`) is not an
 //! error: [`WriteError::Closed`] tells the caller to stop quietly.
 
+pub mod check;
 pub mod inventory;
 pub mod progress;
 pub mod report;

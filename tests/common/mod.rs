@@ -233,6 +233,11 @@ pub fn off_loopback(args: &[&str]) -> Option<String> {
         "--threads",
         "--seed",
         "--interval",
+        // check: a tool name, its JSON arguments, a CEL condition, a token.
+        "--call",
+        "--arguments",
+        "--expect",
+        "--bearer",
     ];
     const NETWORK: &[&str] = &["--local", "--mdns", "--mdns-all"];
     let mut it = args.iter().copied();
@@ -240,10 +245,12 @@ pub fn off_loopback(args: &[&str]) -> Option<String> {
     let command = loop {
         match it.next() {
             None => return None, // --help, --version: nothing is scanned
-            Some(a @ ("scan" | "probe" | "watch")) => break a,
+            Some(a @ ("scan" | "probe" | "watch" | "check")) => break a,
             Some("--log-format") => {
                 it.next();
             }
+            // A command that scans nothing (`config check FILE` must not read as `check`).
+            Some("config" | "servers" | "changes" | "help") => return None,
             Some(_) => {}
         }
     };
@@ -340,12 +347,16 @@ pub fn off_loopback(args: &[&str]) -> Option<String> {
 fn target_off_loopback(command: &str, token: &str) -> Option<String> {
     let t = token.trim();
     let ok = match command {
-        "probe" if t.contains("://") => url::Url::parse(t).ok().is_some_and(|u| match u.host() {
-            Some(url::Host::Ipv4(a)) => a.is_loopback(),
-            Some(url::Host::Ipv6(a)) => a.is_loopback(),
-            _ => false,
-        }),
-        "probe" => loopback_socket(t) || loopback_ip(t),
+        // check takes a URL only: anything else is refused by the binary, but is refused here
+        // first, unless it names loopback.
+        "probe" | "check" if t.contains("://") => {
+            url::Url::parse(t).ok().is_some_and(|u| match u.host() {
+                Some(url::Host::Ipv4(a)) => a.is_loopback(),
+                Some(url::Host::Ipv6(a)) => a.is_loopback(),
+                _ => false,
+            })
+        }
+        "probe" | "check" => loopback_socket(t) || loopback_ip(t),
         _ => {
             if let Some(path) = t.strip_prefix('@') {
                 return match std::fs::read_to_string(path) {
