@@ -407,7 +407,7 @@ mod tests {
             "url": "http://127.0.0.1:8000/mcp", "server_name": "weather-demo",
             "tools": [{"name": "add", "description": null, "input_schema_hash": null}],
             "seen_at": "2026-12-02T00:00:00Z", "origins": [], "announced_as": [],
-            "protocol_versions": [], "health": [], "evidence": [], "rtt_ms": null,
+            "protocol_versions": [], "health_endpoints": [], "health": null, "evidence": [], "rtt_ms": null,
             "transport": null, "protocol_version": null, "server_version": null,
             "instructions": null, "capabilities": null, "resources": null, "prompts": null,
             "auth": null, "http": null, "confidence": null
