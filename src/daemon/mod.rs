@@ -6,7 +6,8 @@
 //!   │                                                                          ▼
 //!   │                               store (one writer: servers, changes, runs, outbox)
 //!   │                                      │ broadcast of committed changes
-//!   └──── api.rs (axum, read-only connections) ◀─┘  /api/v1, /metrics, /readyz
+//!   ├──── api.rs (axum, read-only connections) ◀─┤  /api/v1, /metrics, /readyz
+//!   └──── monitor.rs: active servers ──▶ health checks ──▶ record_health ──┘
 //! ```
 //!
 //! Start-up: load and validate the config (a bad one exits 2 before anything runs), open
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod jobs;
 pub mod metrics;
+pub mod monitor;
 pub mod schedule;
 pub mod server;
 
@@ -35,6 +37,7 @@ use crate::store::{Reader, Store, StoreError, StoreOptions};
 use api::{AppState, Auth, Readiness};
 use jobs::{Context, Jobs};
 use metrics::{Metrics, ResultLabel};
+use monitor::Monitor;
 use server::ServeLimits;
 
 /// Everything stops within this after SIGTERM.
@@ -104,6 +107,7 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         read_token: cfg.api.read_token.clone(),
     }));
     let api_stop = CancellationToken::new();
+    let monitor_reader = reader.clone();
     let state = AppState {
         reader,
         store: store.clone(),
@@ -121,6 +125,12 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
     };
     let api_task = tokio::spawn(server::serve(listener, router, limits, api_stop.clone()));
     jobs.apply(&cfg.jobs);
+    let monitor_cx = monitor::Context {
+        store: store.clone(),
+        reader: monitor_reader,
+        metrics: metrics.clone(),
+    };
+    let health = Monitor::start(cfg.health.clone(), &monitor_cx, &jobs_stop);
     ready.scheduler.store(true, Ordering::Relaxed);
     tracing::info!("ready: API on http://{}", cfg.api.listen);
 
@@ -130,16 +140,24 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         jobs: jobs.clone(),
         auth,
         metrics,
+        monitor: Some(health),
+        monitor_cx,
+        monitor_stop: jobs_stop.clone(),
     };
-    let reloader = tokio::spawn(reload.run(shutdown.clone()));
+    let reloader_stop = CancellationToken::new();
+    let reloader = tokio::spawn(reload.run(reloader_stop.clone()));
 
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
     ready.scheduler.store(false, Ordering::Relaxed);
-    reloader.abort();
+    reloader_stop.cancel();
     api_stop.cancel();
     jobs_stop.cancel();
+    // The reloader hands back the monitor it runs, to stop it in order.
+    if let Ok(Ok(Some(m))) = tokio::time::timeout(JOBS_DEADLINE, reloader).await {
+        m.stop(JOBS_DEADLINE).await;
+    }
     jobs.shutdown(JOBS_DEADLINE).await;
     drop(jobs);
     let _ = tokio::time::timeout_at(deadline, api_task).await;
@@ -160,25 +178,38 @@ struct Reload {
     jobs: Arc<Jobs>,
     auth: Arc<RwLock<Auth>>,
     metrics: Metrics,
+    /// The running monitor, restarted when `health:` changes.
+    monitor: Option<Monitor>,
+    monitor_cx: monitor::Context,
+    monitor_stop: CancellationToken,
 }
 
 impl Reload {
-    async fn run(mut self, shutdown: CancellationToken) {
+    /// Reload on each SIGHUP until `stop`; hands back the monitor it runs.
+    async fn run(mut self, stop: CancellationToken) -> Option<Monitor> {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
             tracing::warn!("cannot listen for SIGHUP; reload by restarting");
-            return;
+            stop.cancelled().await;
+            return self.monitor.take();
         };
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => return,
-                s = hup.recv() => if s.is_none() { return },
+                () = stop.cancelled() => return self.monitor.take(),
+                s = hup.recv() => if s.is_none() { stop.cancelled().await; return self.monitor.take() },
             }
-            self.once();
+            if let Some(health) = self.once() {
+                if let Some(old) = self.monitor.take() {
+                    old.stop(JOBS_DEADLINE).await;
+                }
+                self.monitor = Some(Monitor::start(health, &self.monitor_cx, &self.monitor_stop));
+                tracing::info!("SIGHUP: the health monitor restarted with the new health: section");
+            }
         }
     }
 
-    fn once(&mut self) {
+    /// Apply the config file once; returns the new `health:` plan when it changed.
+    fn once(&mut self) -> Option<crate::monitor::plan::HealthPlan> {
         let count = |result: &str| {
             self.metrics
                 .config_reloads
@@ -190,14 +221,14 @@ impl Reload {
         let Some(path) = &self.path else {
             tracing::info!("SIGHUP: running the embedded default config; nothing to re-read");
             count("ok");
-            return;
+            return None;
         };
         let new = match Config::load(path) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("SIGHUP: config not applied, the old one keeps running: {e}");
                 count("error");
-                return;
+                return None;
             }
         };
         if new.api.listen != self.current.api.listen {
@@ -222,6 +253,8 @@ impl Reload {
             "SIGHUP: config applied: {added} job(s) added, {removed} removed, {changed} changed"
         );
         count("ok");
+        let health_changed = new.health != self.current.health;
         self.current = new;
+        health_changed.then(|| self.current.health.clone())
     }
 }

@@ -339,7 +339,13 @@ impl HealthPlan {
             return Ok(Self::default());
         };
         let interval = duration(s.interval.as_ref(), "health.interval", DEFAULT_INTERVAL)?;
-        let timeout = duration(s.timeout.as_ref(), "health.timeout", DEFAULT_TIMEOUT)?;
+        // Unset, the timeout is the default or the interval, whichever is shorter: a short
+        // interval alone is a valid config.
+        let timeout = duration(
+            s.timeout.as_ref(),
+            "health.timeout",
+            DEFAULT_TIMEOUT.min(interval),
+        )?;
         if let Some(t) = &s.timeout {
             if timeout > interval {
                 return Err(issue(

@@ -353,10 +353,18 @@ impl Drop for Daemon {
     }
 }
 
+/// A config for a daemon under test. The health monitor is off unless `extra` sets a
+/// `health:` section, so tests of the inventory see only the changes scans make.
 pub fn write_config(dir: &Scratch, port: u16, jobs: &str, extra: &str) -> PathBuf {
     let cfg = dir.path("config.yaml");
+    let health_off = if extra.contains("health:") {
+        ""
+    } else {
+        "health:\n  enabled: false\n"
+    };
+    // After the jobs, so the lines above keep their numbers (tests assert on them).
     let text = format!(
-        "api:\n  listen: 127.0.0.1:{port}\n  token: {TOKEN}\n{extra}store:\n  path: {}\ngone_after: 2\njobs:\n{jobs}",
+        "api:\n  listen: 127.0.0.1:{port}\n  token: {TOKEN}\n{extra}store:\n  path: {}\ngone_after: 2\njobs:\n{jobs}{health_off}",
         dir.path("inventory.db").display()
     );
     std::fs::write(&cfg, text).unwrap();
