@@ -34,9 +34,10 @@
 //! The service: [`config`] reads the daemon's YAML into the same job plans; [`daemon`] runs
 //! them on schedules and serves the API; [`store`] is its SQLite inventory (one writer
 //! actor, read-only readers); [`commands`] holds the service-side commands' glue.
-//! [`monitor`] is the health monitor: the state machine, CEL conditions, the `health:` plan
-//! and the check engine that speaks MCP to each server (its daemon scheduler is not wired
-//! yet); `mcp-scout check` runs its checks once.
+//! [`monitor`] is the health monitor: the check engine that speaks MCP to each server, CEL
+//! conditions, the `health:` plan, the scheduler and the per-server state machine; the
+//! daemon runs it over the inventory (`daemon::monitor`), and `mcp-scout check` runs its
+//! checks once.
 //!
 //! Engines never print or exit; errors are typed per module (`thiserror`), and only the
 //! binary uses `anyhow`.
