@@ -250,3 +250,111 @@ fn without_credentials_the_same_auth_challenge_means_up() {
     wait_status(&d, &id, "unhealthy", Duration::from_secs(30));
     drop(d);
 }
+
+#[test]
+fn a_controllable_server_degrades_drifts_fails_and_recovers_as_its_checks_say() {
+    if !require_peers("a_controllable_server_degrades_drifts_fails_and_recovers") {
+        return;
+    }
+    let dir = Scratch::new("health-control");
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let peer: SocketAddr = "127.0.0.166:8000".parse().unwrap();
+    let _peers = start_peers(&[("py1-control", "127.0.0.166", 8000)]);
+    let control = |mode: &str| {
+        let (code, body) = http(peer, "POST", &format!("/control/{mode}"), &[], "");
+        assert_eq!(code, 200, "{mode}: {body}");
+    };
+    // A critical tool call and a warning check of the server's /health.
+    let health = format!(
+        "{FAST_HEALTH}  checks:\n    - name: echo\n      match: {{ tool: echo }}\n      mcp_call: {{ tool: echo, arguments: {{ text: hi }} }}\n    - name: health-endpoint\n      match: {{ tool: echo }}\n      http: {{ path: /health }}\n      severity: warning\n"
+    );
+    let cfg = write_config(&dir, port, &job("lo", "127.0.0.166", "1h"), &health);
+    let d = Daemon::start(&cfg, dir.path("daemon.log"), addr);
+    let v = d.wait_for(
+        "/api/v1/servers?health_status=healthy",
+        Duration::from_secs(60),
+        |v| v["count"] == 1,
+    );
+    let id = v["servers"][0]["id"].as_str().unwrap().to_owned();
+    let names: Vec<&str> = v["servers"][0]["health"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mcp", "echo", "health-endpoint"], "{v}");
+
+    // A failing warning check: degraded, naming it.
+    control("health-503");
+    let s = wait_status(&d, &id, "degraded", Duration::from_secs(30));
+    assert!(
+        s["health"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("health-endpoint"),
+        "{s}"
+    );
+    control("health-200");
+    wait_status(&d, &id, "healthy", Duration::from_secs(30));
+
+    // A deploy drops a tool: an `updated` change naming it (tool drift).
+    control("drop-tool");
+    let feed = d.wait_for(
+        "/api/v1/changes?since=0&limit=1000",
+        Duration::from_secs(30),
+        |f| {
+            f["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["kind"] == "updated" && c["detail"]["tools"]["removed"].is_array())
+        },
+    );
+    let drift = feed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "updated")
+        .unwrap();
+    let removed: Vec<&str> = drift["detail"]["tools"]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(removed, ["get_status"], "{drift}");
+    let (_, s) = d.get_json(&format!("/api/v1/servers/{id}"));
+    assert_eq!(s["tools"].as_array().unwrap().len(), 1, "{s}");
+
+    // Its tool starts returning isError: the critical check fails, unhealthy after two.
+    control("fail");
+    let s = wait_status(&d, &id, "unhealthy", Duration::from_secs(30));
+    assert!(
+        s["health"]["reason"].as_str().unwrap().starts_with("echo"),
+        "{s}"
+    );
+    control("ok");
+    wait_status(&d, &id, "healthy", Duration::from_secs(30));
+
+    // It hangs: each check costs one timeout, and it goes unhealthy.
+    control("hang");
+    let s = wait_status(&d, &id, "unhealthy", Duration::from_secs(30));
+    assert!(
+        s["health"]["reason"].as_str().unwrap().contains("mcp"),
+        "{s}"
+    );
+    // The built-in check never called a tool: every call was the echo check's.
+    let (_, stats) = get_json(peer, "/control/stats");
+    let (_, rows) = get_json(
+        addr,
+        &format!("/api/v1/servers/{id}/checks?check=echo&limit=10000"),
+    );
+    let calls = stats["tools_call"].as_u64().unwrap();
+    let echo_runs = rows["count"].as_u64().unwrap();
+    assert!(
+        calls <= echo_runs + 1,
+        "{calls} tools/call for {echo_runs} echo checks: {stats}"
+    );
+    drop(d);
+}
