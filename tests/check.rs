@@ -159,7 +159,13 @@ fn the_auth_peer_passes_as_required_and_checks_tokens() {
     let (code, doc, _) = check(&[url, "--bearer", "scout-test-token"]);
     assert_eq!(code, 0, "{doc:#}");
     let mcp = &doc["checks"][0];
-    assert_eq!(mcp["message"], "authenticated; 2 tools", "{mcp:#}");
+    assert!(
+        mcp["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("authenticated; 2 tools, tools hash "),
+        "{mcp:#}"
+    );
     let (code, doc, _) = check(&[url, "--bearer", "not-the-token"]);
     assert_eq!(code, 1, "{doc:#}");
     assert_eq!(

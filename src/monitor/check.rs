@@ -190,11 +190,7 @@ impl Checker {
         let latency = start.elapsed();
         let (result, tools) = match out {
             Ok(Ok((tools, note))) => {
-                let mut m = match tools.len() {
-                    0 => "0 tools (tools/list is empty)".to_string(),
-                    1 => "1 tool".to_string(),
-                    n => format!("{n} tools"),
-                };
+                let mut m = tools_note(&tools);
                 m.push_str(&note);
                 if bearer.is_some() {
                     m = format!("authenticated; {m}");
@@ -298,11 +294,10 @@ impl Checker {
         match out {
             None => probed.report(CheckResult::fail(BUILTIN_CHECK, timed_out(timeout))),
             Some(PathOutcome::Confirmed { info, .. }) => {
-                let n = info.tools.len();
-                let mut r = probed.report(CheckResult::pass(BUILTIN_CHECK).with_message(format!(
-                    "{n} tools over legacy SSE{}",
-                    if n == 0 { " (tools/list is empty)" } else { "" }
-                )));
+                let mut r = probed.report(
+                    CheckResult::pass(BUILTIN_CHECK)
+                        .with_message(format!("{} over legacy SSE", tools_note(&info.tools))),
+                );
                 r.server = ServerVars {
                     name: info.server_name,
                     version: info.server_version,
@@ -396,9 +391,55 @@ fn auth_change(before: Option<&AuthInfo>, now: &AuthInfo) -> Option<String> {
     None
 }
 
+/// The tool count and a hash of the tool list, as the built-in check reports them: the hash
+/// (FNV-1a 64 over each tool's name, description and input schema hash, sorted by name)
+/// changes when any tool is added, removed or changed, so two results can be compared at a
+/// glance.
+pub fn tools_note(tools: &[Tool]) -> String {
+    if tools.is_empty() {
+        return "0 tools (tools/list is empty)".to_owned();
+    }
+    let mut sorted: Vec<&Tool> = tools.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for t in sorted {
+        for part in [
+            t.name.as_str(),
+            t.description.as_deref().unwrap_or(""),
+            t.input_schema_hash.as_deref().unwrap_or(""),
+        ] {
+            for b in part.bytes().chain([0u8]) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    let n = tools.len();
+    format!(
+        "{n} tool{}, tools hash {h:016x}",
+        if n == 1 { "" } else { "s" }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tools_hash_follows_any_change_of_the_list_but_not_its_order() {
+        let tool = |n: &str, h: &str| Tool {
+            name: n.into(),
+            description: None,
+            input_schema_hash: Some(h.into()),
+        };
+        let a = tools_note(&[tool("add", "1"), tool("echo", "2")]);
+        assert!(a.starts_with("2 tools, tools hash "), "{a}");
+        assert_eq!(a, tools_note(&[tool("echo", "2"), tool("add", "1")]));
+        assert_ne!(a, tools_note(&[tool("add", "1"), tool("echo", "3")]));
+        assert_ne!(a, tools_note(&[tool("add", "1")]));
+        assert!(tools_note(&[tool("add", "1")]).starts_with("1 tool, "));
+        assert_eq!(tools_note(&[]), "0 tools (tools/list is empty)");
+    }
 
     #[test]
     fn only_mcp_records_with_a_url_are_targets() {
