@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::fingerprint::credentials::RawCredentials;
 use crate::plan::{DiscoverySpec, FingerprintSpec, JobSpec, Shard};
 use crate::units::parse_duration;
 
@@ -235,6 +236,19 @@ pub struct FingerprintArgs {
     /// Cap on time spent reading one event stream.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     pub sse_max_time: Duration,
+    /// Extra request header, 'NAME: VALUE' (repeatable), such as an API key. Sent only to
+    /// targets named on the command line or inside the scope wall; never printed.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Bearer token sent as `Authorization: Bearer`, to confirm a server behind an
+    /// authentication wall. Same rules as --header.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MCP_SCOUT_BEARER",
+        hide_env_values = true
+    )]
+    pub bearer: Option<String>,
 }
 
 /// `mcp-scout probe` options.
@@ -428,6 +442,10 @@ impl FingerprintArgs {
             max_body: self.max_body,
             sse_max_bytes: self.sse_max_bytes,
             sse_max_time: self.sse_max_time,
+            credentials: RawCredentials {
+                headers: self.headers.clone(),
+                bearer: self.bearer.clone(),
+            },
         }
     }
 }

@@ -129,6 +129,10 @@ pub struct Summary {
     pub kinds: KindCounts,
     /// Open ports fingerprinted as not MCP and left out (pass --all to list them).
     pub not_listed: u64,
+    /// Open ports behind a host-wide authentication wall (verdict `http`, `auth.required`):
+    /// an OAuth API, or an MCP server behind an API-key proxy; counted apart because only a
+    /// key tells them apart (`--bearer`, `--header`).
+    pub auth_walls: u64,
     /// In-scope addresses announced over mDNS or DNS SRV.
     pub announced: u64,
     /// Announced addresses outside the scope: reported, never contacted.
@@ -563,5 +567,8 @@ fn target_for(addr: SocketAddr, ann: Option<&Announced>) -> ProbeTarget {
         https: None,
         path: None,
         hint_path: ann.and_then(|a| a.hints.path.clone()),
+        // Every address probed here was named (a sweep target) or admitted by the scope
+        // wall (an announcement); those outside it are never contacted at all.
+        credentials: true,
     }
 }

@@ -132,7 +132,7 @@ pub async fn run(args: WatchArgs, shutdown: CancellationToken) -> Result<(), Wat
                             if let Some(fp) = fingerprinter.clone() {
                                 let c = c.clone();
                                 probes.spawn(async move {
-                                    let target = ProbeTarget { addr: c.addr, https: None, path: None, hint_path: c.hints.path.clone() };
+                                    let target = ProbeTarget { addr: c.addr, https: None, path: None, hint_path: c.hints.path.clone(), credentials: false };
                                     let f = fp.fingerprint(&target).await;
                                     let mut r = Record::from(&ProbeResult { ip: c.addr.ip(), port: c.addr.port(), state: PortState::Open, rtt: None, attempts: 1, seen_at: SystemTime::now() }).with_fingerprint(f);
                                     r.origins = vec![c.origin];

@@ -27,7 +27,9 @@
 #   py1-control         FastMCP 1.x at /mcp, tools echo + get_status, driven by POST /control/MODE
 #                       (ok fail hang slow drop-tool no-tools huge-result refuse-delete health-503 health-200)
 # Decoys (must not be called MCP):
-#   plain-http jsonrpc endless-sse all-405 tls banner
+#   plain-http jsonrpc endless-sse all-405 tls banner oauth-api host-allowlist
+# Behind an API key (like npm mcp-proxy --apiKey; not MCP without the key):
+#   apikey-proxy
 # Hostile (must be ended within the scanner's deadline):
 #   trickle-headers endless-sse-body huge-body bad-utf8 bad-json deep-json redirect-loop tls-stall
 # Off-host links (reported, never followed; add --elsewhere HOST:PORT) and a redirect chain:
@@ -78,7 +80,8 @@ ts-streamable | ts-sse)
 	;;
 plain-http | jsonrpc | endless-sse | all-405 | tls | banner | trickle-headers | endless-sse-body | \
 	huge-body | bad-utf8 | bad-json | deep-json | redirect-loop | tls-stall | \
-	offhost-sse | offhost-metadata | offhost-redirect | redirect-chain)
+	offhost-sse | offhost-metadata | offhost-redirect | redirect-chain | \
+	oauth-api | apikey-proxy | host-allowlist)
 	# Any python >= 3.11 does; skip slow wrapper shims (pyenv) when a direct interpreter exists.
 	py=python3
 	for cand in "$peers/py1/bin/python" /usr/bin/python3; do

@@ -238,6 +238,7 @@ pub fn off_loopback(args: &[&str]) -> Option<String> {
         "--arguments",
         "--expect",
         "--bearer",
+        "--header",
     ];
     const NETWORK: &[&str] = &["--local", "--mdns", "--mdns-all"];
     let mut it = args.iter().copied();
@@ -977,6 +978,7 @@ pub const SCAN_KEYS: &[&str] = &[
     "fingerprinted",
     "kinds",
     "not_listed",
+    "auth_walls",
     "announced",
     "out_of_scope",
 ];
