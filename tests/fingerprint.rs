@@ -688,3 +688,88 @@ fn unparseable_answers_quote_their_status_and_first_line() {
         "{rec}"
     );
 }
+
+#[test]
+fn server_cards_are_recorded_as_advisory_and_off_origin_cards_never_fetched() {
+    if !require_peers("server_cards_are_recorded_as_advisory_and_off_origin_cards_never_fetched") {
+        return;
+    }
+    // py1-card: the real FastMCP server, plus OUR routes serving a card and a catalog whose
+    // second entry names a card on 127.0.0.99:9, where a listener counts connections.
+    let elsewhere = common::Listener::bind("127.0.0.99:9");
+    let _peers = start_peers(&[
+        ("py1-card", "127.91.7.1", 8000),
+        ("py1-streamable", "127.91.7.2", 8000),
+    ]);
+    let out = scout(&["scan", "127.91.7.1-2", "-p", "8000", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_document_schema(&doc);
+    let f = by_ip(&doc);
+    let r = &f["127.91.7.1"];
+    // The handshake stays the truth...
+    assert_eq!(r["kind"], "mcp", "{r}");
+    assert_eq!(r["server_name"], "weather-demo", "{r}");
+    assert_eq!(r["server_version"], "1.30.0", "{r}");
+    // ...and the card is recorded beside it.
+    assert_eq!(
+        r["server_card"],
+        serde_json::json!({
+            "url": "http://127.91.7.1:8000/mcp/server-card",
+            "name": "test.scout/weather",
+            "version": "2.0.0",
+            "title": "Weather Demo",
+            "description": "Forecasts and arithmetic for mcp-scout tests.",
+            "remotes": [{
+                "transport": "streamable-http",
+                "url": "http://127.91.7.1:8000/mcp",
+                "supported_protocol_versions": ["2025-11-25", "2025-06-18"]
+            }],
+            "catalog": [
+                {
+                    "identifier": "urn:air:scout.test:weather",
+                    "display_name": "Weather Demo",
+                    "url": "http://127.91.7.1:8000/mcp/server-card"
+                },
+                {
+                    "identifier": "urn:air:scout.test:other",
+                    "display_name": "Elsewhere",
+                    "url": "http://127.0.0.99:9/other/server-card"
+                }
+            ]
+        }),
+        "the entry of another type is ignored: {r}"
+    );
+    let evidence: Vec<&str> = r["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for want in [
+        "server card at /mcp/server-card: test.scout/weather 2.0.0 (advisory)",
+        "server card says version 2.0.0, the handshake says 1.30.0 (the handshake wins)",
+        "catalog entry urn:air:scout.test:other names a card off this origin (http://127.0.0.99:9/other/server-card); not contacted",
+    ] {
+        assert!(evidence.contains(&want), "{want:?} missing: {evidence:#?}");
+    }
+    // A server without a card has none.
+    assert!(
+        f["127.91.7.2"]["server_card"].is_null(),
+        "{}",
+        f["127.91.7.2"]
+    );
+    // probe shows it too.
+    let text = stdout(&scout(&["probe", "127.91.7.1:8000"]));
+    assert!(
+        text.contains("  Server card   test.scout/weather 2.0.0 at http://127.91.7.1:8000/mcp/server-card (advisory)"),
+        "{text}"
+    );
+    assert!(
+        elsewhere
+            .accepted
+            .recv_timeout(Duration::from_millis(300))
+            .is_err(),
+        "the scanner fetched the off-origin card"
+    );
+}

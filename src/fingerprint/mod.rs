@@ -28,6 +28,7 @@ pub mod credentials;
 pub mod http;
 pub mod jsonrpc;
 pub mod legacy_sse;
+pub mod server_card;
 pub mod sse;
 pub mod streamable;
 pub mod tls;
@@ -263,6 +264,8 @@ pub struct Fingerprint {
     pub auth: Option<AuthInfo>,
     /// HTTP facts.
     pub http: Option<HttpInfo>,
+    /// What the server's Server Card and its origin's MCP Catalog say (advisory).
+    pub server_card: Option<server_card::ServerCard>,
     /// The signals behind the verdict, strongest first.
     pub evidence: Vec<String>,
     /// Every request made.
@@ -542,6 +545,7 @@ impl Fingerprinter {
                 mcp: None,
                 auth: None,
                 http: None,
+                server_card: None,
                 evidence,
                 steps,
             };
@@ -643,6 +647,7 @@ async fn finish(ctx: &mut Ctx<'_>, best: PathOutcome) -> Fingerprint {
         mcp: None,
         auth: None,
         http: None,
+        server_card: None,
         evidence: Vec::new(),
         steps: Vec::new(),
     };
@@ -654,6 +659,7 @@ async fn finish(ctx: &mut Ctx<'_>, best: PathOutcome) -> Fingerprint {
             mut info,
         } => {
             info.health_endpoints = health(ctx).await;
+            fp.server_card = server_card::read(ctx, &url, &info, transport).await;
             fp.verdict = Verdict::Mcp;
             fp.confidence = if transport == Transport::Sse {
                 0.95
