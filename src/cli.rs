@@ -241,13 +241,10 @@ pub struct FingerprintArgs {
     #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
     /// Bearer token sent as `Authorization: Bearer`, to confirm a server behind an
-    /// authentication wall. Same rules as --header.
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "MCP_SCOUT_BEARER",
-        hide_env_values = true
-    )]
+    /// authentication wall. Same rules as --header. Deliberately not read from
+    /// MCP_SCOUT_BEARER (check's variable): a token exported for one server must not go to
+    /// every host of a sweep unasked.
+    #[arg(long, value_name = "TOKEN")]
     pub bearer: Option<String>,
 }
 

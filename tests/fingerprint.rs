@@ -647,6 +647,14 @@ fn credentials_confirm_a_server_behind_its_wall_and_never_show() {
     for text in [stdout(&out), stderr(&out)] {
         assert!(!text.contains(token), "the token leaked: {text}");
     }
+    // check's MCP_SCOUT_BEARER is not read by scan or probe: no token goes out unasked.
+    let child = common::scout_command(&[], &["probe", "127.91.6.10:8000", "-o", "json"])
+        .env("MCP_SCOUT_BEARER", token)
+        .spawn()
+        .expect("spawn mcp-scout");
+    let out = common::wait_with_deadline(child, Duration::from_secs(60));
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rec["kind"], "mcp-auth-required", "{rec}");
     // A wrong token is just another refusal.
     let out = scout(&[
         "probe",
