@@ -780,4 +780,65 @@ fn server_cards_are_recorded_as_advisory_and_off_origin_cards_never_fetched() {
             .is_err(),
         "the scanner fetched the off-origin card"
     );
+    // The catalog's other entry is a candidate behind the scope wall: outside the scope it
+    // is listed as such and never contacted...
+    let out = scout(&[
+        "scan",
+        "127.91.7.1",
+        "-p",
+        "8000",
+        "--scope",
+        "127.91.7.0/24",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["scan"]["out_of_scope"],
+        serde_json::json!([{"ip": "127.0.0.99", "port": 9, "origin": "catalog", "name": "urn:air:scout.test:other"}]),
+        "{}",
+        doc["scan"]
+    );
+    assert_eq!(doc["findings"].as_array().unwrap().len(), 1, "{doc}");
+    assert!(
+        elsewhere
+            .accepted
+            .recv_timeout(Duration::from_millis(300))
+            .is_err(),
+        "an out-of-scope catalog entry was contacted"
+    );
+    // ...and inside it, it is fingerprinted (the listener there speaks no HTTP).
+    let out = scout(&[
+        "scan",
+        "127.91.7.1",
+        "-p",
+        "8000",
+        "--scope",
+        "127.91.7.0/24,127.0.0.99/32",
+        "--all",
+        "--fingerprint-budget",
+        "2s",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = by_ip(&doc);
+    let other = &f["127.0.0.99"];
+    assert_eq!(other["port"], 9, "{doc}");
+    assert_eq!(other["origins"], serde_json::json!(["catalog"]), "{other}");
+    assert_eq!(
+        other["announced_as"],
+        serde_json::json!(["urn:air:scout.test:other"]),
+        "{other}"
+    );
+    assert!(doc["scan"]["out_of_scope"].as_array().unwrap().is_empty());
+    assert!(
+        elsewhere
+            .accepted
+            .recv_timeout(Duration::from_secs(5))
+            .is_ok(),
+        "the in-scope catalog entry was not probed"
+    );
 }
