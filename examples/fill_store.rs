@@ -177,6 +177,7 @@ fn record(i: u32, pass: u32) -> Record {
             tls: None,
         }),
         health_endpoints: Vec::new(),
+        server_card: None,
         health: None,
         evidence: vec![
             "initialize result with serverInfo".into(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::fingerprint::credentials::RawCredentials;
 use crate::plan::{DiscoverySpec, FingerprintSpec, JobSpec, Shard};
 use crate::units::parse_duration;
 
@@ -154,7 +155,7 @@ pub struct ServersArgs {
     /// Only this transport: streamable-http, sse.
     #[arg(long, value_name = "TRANSPORT")]
     pub transport: Option<String>,
-    /// Only servers found by this source: sweep, mdns, srv, static.
+    /// Only servers found by this source: sweep, mdns, srv, static, catalog.
     #[arg(long, value_name = "ORIGIN")]
     pub origin: Option<String>,
     /// Only servers found by this job.
@@ -235,6 +236,16 @@ pub struct FingerprintArgs {
     /// Cap on time spent reading one event stream.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     pub sse_max_time: Duration,
+    /// Extra request header, 'NAME: VALUE' (repeatable), such as an API key. Sent only to
+    /// targets named on the command line or inside the scope wall; never printed.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Bearer token sent as `Authorization: Bearer`, to confirm a server behind an
+    /// authentication wall. Same rules as --header. Deliberately not read from
+    /// MCP_SCOUT_BEARER (check's variable): a token exported for one server must not go to
+    /// every host of a sweep unasked.
+    #[arg(long, value_name = "TOKEN")]
+    pub bearer: Option<String>,
 }
 
 /// `mcp-scout probe` options.
@@ -428,6 +439,10 @@ impl FingerprintArgs {
             max_body: self.max_body,
             sse_max_bytes: self.sse_max_bytes,
             sse_max_time: self.sse_max_time,
+            credentials: RawCredentials {
+                headers: self.headers.clone(),
+                bearer: self.bearer.clone(),
+            },
         }
     }
 }

@@ -994,6 +994,9 @@ impl Validator<'_> {
                 &key("sse_max_time"),
                 d.sse_max_time,
             )?,
+            // Config jobs carry no fingerprint credentials (yet): they would need a
+            // secret source, like the health checks' credentials.
+            credentials: d.credentials.clone(),
         };
         if let Some(paths) = &f.paths {
             out.paths.clear();

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fingerprint::server_card::ServerCard;
 use crate::fingerprint::{
     AuthInfo, Fingerprint, HealthEndpoint, HttpInfo, Tool, Transport, Verdict,
 };
@@ -64,6 +65,10 @@ pub struct Record {
     pub http: Option<HttpInfo>,
     /// MCP Mesh health endpoints that answered (`health` before the monitor took that name).
     pub health_endpoints: Vec<HealthEndpoint>,
+    /// What the server's Server Card (SEP-2127 draft) and its origin's MCP Catalog say;
+    /// advisory, the handshake fields above win (absent in records stored before it).
+    #[serde(default)]
+    pub server_card: Option<ServerCard>,
     /// The monitor's health object; null in `scan` output (nothing checked it), the
     /// stored server's health in the inventory.
     pub health: Option<Health>,
@@ -98,6 +103,7 @@ impl From<&ProbeResult> for Record {
             auth: None,
             http: None,
             health_endpoints: Vec::new(),
+            server_card: None,
             health: None,
             evidence: Vec::new(),
             confidence: None,
@@ -125,6 +131,7 @@ impl Record {
         }
         self.auth = fp.auth;
         self.http = fp.http;
+        self.server_card = fp.server_card;
         self.evidence = fp.evidence;
         self.confidence = Some((fp.confidence * 100.0).round() / 100.0);
         self

@@ -8,7 +8,7 @@
 //! back as a [`Summary`]; nothing here prints. A receiver that goes away (a closed pipe)
 //! stops the run early, as Ctrl-C does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use crate::discover::sweep::{
     HostMask, Sweep, SweepError, SweepOptions, SweepStats, DEFAULT_LAN_RATE, FD_RESERVE,
     LOOPBACK_DEFAULT_CONCURRENCY, MAX_DEFAULT_CONCURRENCY,
 };
-use crate::finding::{rfc3339, PortState, ProbeResult, Record};
+use crate::finding::{rfc3339, Origin, PortState, ProbeResult, Record};
 use crate::fingerprint::{Fingerprint, Fingerprinter, ProbeTarget, Verdict};
 use crate::gather::{Announced, GatherError, OutOfScope};
 use crate::plan::JobPlan;
@@ -129,6 +129,10 @@ pub struct Summary {
     pub kinds: KindCounts,
     /// Open ports fingerprinted as not MCP and left out (pass --all to list them).
     pub not_listed: u64,
+    /// Open ports behind a host-wide authentication wall (verdict `http`, `auth.required`):
+    /// an OAuth API, or an MCP server behind an API-key proxy; counted apart because only a
+    /// key tells them apart (`--bearer`, `--header`).
+    pub auth_walls: u64,
     /// In-scope addresses announced over mDNS or DNS SRV.
     pub announced: u64,
     /// Announced addresses outside the scope: reported, never contacted.
@@ -262,6 +266,51 @@ async fn prepare(plan: &JobPlan) -> Result<Prepared, PipelineError> {
     })
 }
 
+/// Catalog entries followed at most per run: a catalog cannot make a scan unbounded.
+pub const MAX_CATALOG_CANDIDATES: usize = 64;
+
+/// Addresses an MCP Catalog in `d`'s fingerprint names, other than `d`'s own: (address,
+/// entry identifier, the MCP path when the card sits at the reserved `<mcp-url>/server-card`).
+/// Only IP literals: a host name in a catalog is not resolved (that would be a DNS query
+/// the user never asked for). A catalog candidate's own catalog is not followed.
+fn catalog_candidates(d: &Done) -> Vec<(SocketAddr, String, Option<String>)> {
+    let own = SocketAddr::new(d.res.ip, d.res.port);
+    if d.ann
+        .as_ref()
+        .is_some_and(|a| a.origins.contains(&Origin::Catalog))
+    {
+        return Vec::new();
+    }
+    let Some(card) = d.fp.as_ref().and_then(|f| f.server_card.as_ref()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in &card.catalog {
+        let Ok(u) = url::Url::parse(&e.url) else {
+            continue;
+        };
+        let ip = match u.host() {
+            Some(url::Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
+            _ => continue,
+        };
+        let Some(port) = u.port_or_known_default() else {
+            continue;
+        };
+        let addr = SocketAddr::new(ip, port);
+        if addr == own {
+            continue;
+        }
+        let path = u
+            .path()
+            .strip_suffix("/server-card")
+            .filter(|p| p.starts_with('/'))
+            .map(str::to_string);
+        out.push((addr, e.identifier.clone(), path));
+    }
+    out
+}
+
 /// Run `plan` once, streaming [`Event`]s to `events`, until done or `shutdown` fires.
 pub async fn run(
     plan: &JobPlan,
@@ -368,12 +417,22 @@ pub async fn run(
     let mut pending: HashMap<tokio::task::Id, (ProbeResult, Option<Announced>)> = HashMap::new();
     let mut sweep_done = false;
     let mut direct_started = false;
+    // Catalog candidates waiting for the sweep to end, and every address already probed
+    // directly or queued (so no address is probed twice).
+    let mut late: Vec<(SocketAddr, Announced)> = Vec::new();
+    let mut queued: HashSet<SocketAddr> = gathered.candidates.keys().copied().collect();
+    let mut from_catalogs = 0usize;
     let mut aborted = false;
     loop {
         // Announced addresses the sweep did not cover are probed directly once it is done.
-        if sweep_done && !direct_started {
+        if sweep_done && (!direct_started || !late.is_empty()) {
+            let mut rest: Vec<(SocketAddr, Announced)> = if direct_started {
+                Vec::new()
+            } else {
+                gathered.candidates.drain().collect()
+            };
             direct_started = true;
-            let mut rest: Vec<(SocketAddr, Announced)> = gathered.candidates.drain().collect();
+            rest.append(&mut late);
             rest.sort_by_key(|(a, _)| *a);
             for (addr, ann) in rest {
                 if stop.is_cancelled() {
@@ -443,6 +502,28 @@ pub async fn run(
             Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
                 Ok((id, done)) => {
                     pending.remove(&id);
+                    for (addr, name, path) in catalog_candidates(&done) {
+                        let swept = targets.index_of(addr.ip()).is_some()
+                            && plan.ports.as_slice().contains(&addr.port());
+                        if swept || queued.contains(&addr) {
+                            continue;
+                        }
+                        if !discovery.srv_scope.allows(addr.ip()) {
+                            let o = OutOfScope { ip: addr.ip(), port: addr.port(), origin: Origin::Catalog, name };
+                            if !summary.out_of_scope.contains(&o) {
+                                summary.out_of_scope.push(o);
+                            }
+                            continue;
+                        }
+                        if from_catalogs >= MAX_CATALOG_CANDIDATES {
+                            tracing::warn!("more than {MAX_CATALOG_CANDIDATES} catalog entries: {addr} not probed");
+                            continue;
+                        }
+                        queued.insert(addr);
+                        from_catalogs += 1;
+                        let hints = crate::discover::candidate::Hints { path, ..Default::default() };
+                        late.push((addr, Announced { origins: vec![Origin::Catalog], names: vec![name], hints }));
+                    }
                     if done.res.state == PortState::Open || report.contains(done.res.state) {
                         out.send(make_record(done)).await;
                     }
@@ -563,5 +644,90 @@ fn target_for(addr: SocketAddr, ann: Option<&Announced>) -> ProbeTarget {
         https: None,
         path: None,
         hint_path: ann.and_then(|a| a.hints.path.clone()),
+        // Every address probed here was named (a sweep target) or admitted by the scope
+        // wall (an announcement); those outside it are never contacted at all.
+        credentials: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::server_card::{CatalogEntry, ServerCard};
+
+    fn done(entries: &[&str], ann: Option<Announced>) -> Done {
+        let card = ServerCard {
+            catalog: entries
+                .iter()
+                .map(|u| CatalogEntry {
+                    identifier: format!("urn:{u}"),
+                    display_name: String::new(),
+                    url: (*u).to_string(),
+                })
+                .collect(),
+            ..ServerCard::default()
+        };
+        Done {
+            res: ProbeResult {
+                ip: "10.0.0.1".parse().unwrap(),
+                port: 8000,
+                state: PortState::Open,
+                rtt: None,
+                attempts: 1,
+                seen_at: SystemTime::now(),
+            },
+            fp: Some(Fingerprint {
+                verdict: Verdict::Mcp,
+                confidence: 1.0,
+                url: None,
+                transport: None,
+                mcp: None,
+                auth: None,
+                http: None,
+                server_card: Some(card),
+                evidence: Vec::new(),
+                steps: Vec::new(),
+            }),
+            ann,
+            swept: true,
+        }
+    }
+
+    #[test]
+    fn catalog_candidates_are_other_ip_literals_one_level_deep() {
+        let d = done(
+            &[
+                "http://10.0.0.1:8000/mcp/server-card", // itself
+                "http://10.0.0.2:9000/tools/server-card",
+                "https://[fd00::5]/card.json",
+                "https://cards.example.com/x/server-card", // a name: not resolved
+                "not a url",
+            ],
+            None,
+        );
+        let got = catalog_candidates(&d);
+        assert_eq!(
+            got,
+            [
+                (
+                    "10.0.0.2:9000".parse().unwrap(),
+                    "urn:http://10.0.0.2:9000/tools/server-card".to_string(),
+                    Some("/tools".to_string())
+                ),
+                (
+                    "[fd00::5]:443".parse().unwrap(),
+                    "urn:https://[fd00::5]/card.json".to_string(),
+                    None
+                ),
+            ]
+        );
+        let from_catalog = Announced {
+            origins: vec![Origin::Catalog],
+            ..Announced::default()
+        };
+        assert!(
+            catalog_candidates(&done(&["http://10.0.0.2:9000/x"], Some(from_catalog))).is_empty(),
+            "a catalog candidate's own catalog is not followed"
+        );
     }
 }

@@ -20,6 +20,7 @@ use crate::discover::dns_srv::SrvOptions;
 use crate::discover::mdns::{self, MdnsError, MdnsOptions};
 use crate::discover::sweep::{StateFilter, DEFAULT_MIN_TIMEOUT};
 use crate::finding::PortState;
+use crate::fingerprint::credentials::{CredentialError, RawCredentials};
 use crate::fingerprint::http::HttpLimits;
 use crate::fingerprint::FingerprintOptions;
 use crate::ports::{PortList, PortSpecError};
@@ -85,6 +86,9 @@ pub enum PlanError {
     /// A malformed mDNS service type.
     #[error(transparent)]
     Mdns(#[from] MdnsError),
+    /// A bad `--header` or `--bearer` (the message never holds the value).
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
     /// A bad `--scope`.
     #[error("invalid --scope {0:?}; accepted forms: 10.0.0.0/24, fd00::/64, 10.0.0.5")]
     Scope(String),
@@ -129,6 +133,8 @@ pub struct FingerprintSpec {
     pub sse_max_bytes: u32,
     /// Cap on time spent reading one event stream.
     pub sse_max_time: Duration,
+    /// `--header` and `--bearer`, sent only to named or in-scope targets.
+    pub credentials: RawCredentials,
 }
 
 impl Default for FingerprintSpec {
@@ -140,6 +146,7 @@ impl Default for FingerprintSpec {
             max_body: DEFAULT_MAX_BODY,
             sse_max_bytes: DEFAULT_SSE_MAX_BYTES,
             sse_max_time: DEFAULT_SSE_MAX_TIME,
+            credentials: RawCredentials::default(),
         }
     }
 }
@@ -169,6 +176,7 @@ impl FingerprintSpec {
                 sse_max_bytes: self.sse_max_bytes as usize,
                 sse_max_time: self.sse_max_time,
             },
+            credentials: self.credentials.resolve()?,
         })
     }
 }

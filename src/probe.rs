@@ -158,6 +158,8 @@ pub async fn run(args: ProbeArgs, shutdown: CancellationToken) -> Result<bool, P
             https: named.https,
             path: named.path.clone(),
             hint_path: None,
+            // The user named this target: the given credentials may go to it.
+            credentials: true,
         };
         let result = tokio::select! {
             r = fp.fingerprint(&target) => Some(r),

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{OutputFormat, ScanArgs};
 use crate::finding::Record;
+use crate::fingerprint::Verdict;
 use crate::output::{progress, ResultWriter, Summary, WriteError};
 use crate::pipeline::{self, Event, Inputs, PipelineError};
 use crate::plan::{JobPlan, PlanError};
@@ -94,6 +95,7 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
     };
     summary.kinds = std::mem::take(&mut shown.summary.kinds);
     summary.not_listed = shown.summary.not_listed;
+    summary.auth_walls = shown.summary.auth_walls;
 
     match write_err {
         Some(WriteError::Closed) => {}
@@ -145,6 +147,9 @@ impl Shown {
     fn admit(&mut self, r: Record) -> Option<Record> {
         if let (Some(kind), Some(_)) = (r.kind, r.confidence) {
             self.summary.kinds.add(kind);
+            if kind == Verdict::Http && r.auth.as_ref().is_some_and(|a| a.required) {
+                self.summary.auth_walls += 1;
+            }
             // A record without a confidence (cut short by Ctrl-C) is always shown.
             if !self.all && !kind.is_mcp() {
                 self.summary.not_listed += 1;

@@ -48,6 +48,8 @@ pub enum Origin {
     Mdns,
     /// Listed in a DNS SRV record.
     Srv,
+    /// Named by an MCP Catalog (`/.well-known/mcp/catalog.json`) of a confirmed server.
+    Catalog,
 }
 
 impl Origin {
@@ -58,6 +60,7 @@ impl Origin {
             Self::Static => "static",
             Self::Mdns => "mdns",
             Self::Srv => "srv",
+            Self::Catalog => "catalog",
         }
     }
 }

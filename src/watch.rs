@@ -130,9 +130,11 @@ pub async fn run(args: WatchArgs, shutdown: CancellationToken) -> Result<(), Wat
                             json_line(&mut out, &line("out_of_scope", c))
                         } else {
                             if let Some(fp) = fingerprinter.clone() {
+                                // Admitted by the scope wall just above: the given
+                                // credentials (--bearer, --header) may go to it.
                                 let c = c.clone();
                                 probes.spawn(async move {
-                                    let target = ProbeTarget { addr: c.addr, https: None, path: None, hint_path: c.hints.path.clone() };
+                                    let target = ProbeTarget { addr: c.addr, https: None, path: None, hint_path: c.hints.path.clone(), credentials: true };
                                     let f = fp.fingerprint(&target).await;
                                     let mut r = Record::from(&ProbeResult { ip: c.addr.ip(), port: c.addr.port(), state: PortState::Open, rtt: None, attempts: 1, seen_at: SystemTime::now() }).with_fingerprint(f);
                                     r.origins = vec![c.origin];

@@ -519,3 +519,326 @@ fn redirects_are_followed_at_most_three_times() {
     assert!(hits.iter().any(|h| h == "POST /mcp/r3"), "{hits:?}");
     assert_eq!(hits.iter().map(depth).max(), Some(3), "{hits:?}");
 }
+
+/// The evidence of a host-wide authentication wall (`fingerprint::HOST_WIDE`).
+const HOST_WIDE: &str = "authentication required on every path (not MCP-specific)";
+
+#[test]
+fn host_wide_auth_walls_are_http_and_counted_apart_from_mcp_challenges() {
+    if !require_peers("host_wide_auth_walls_are_http_and_counted_apart_from_mcp_challenges") {
+        return;
+    }
+    let _peers = start_peers(&[
+        ("oauth-api", "127.91.6.1", 8000),
+        ("apikey-proxy", "127.91.6.2", 8000),
+        ("py1-auth", "127.91.6.3", 8000),
+        ("py1-hostcheck", "127.91.6.4", 8000),
+    ]);
+    let out = scout(&["scan", "127.91.6.1-4", "-p", "8000", "--all", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_document_schema(&doc);
+    let f = by_ip(&doc);
+    // An OAuth API and an API-key proxy: the same challenge on a random path, so `http`,
+    // with the wall recorded and nothing claimed that was not seen.
+    for (name, ip) in [("oauth-api", "127.91.6.1"), ("apikey-proxy", "127.91.6.2")] {
+        let r = &f[ip];
+        assert_eq!(r["kind"], "http", "{name}: {r}");
+        assert_eq!(r["evidence"][0], HOST_WIDE, "{name}: {r}");
+        assert_eq!(r["auth"]["required"], true, "{name}: {r}");
+        assert!(
+            r["transport"].is_null(),
+            "{name}: no handshake, no transport: {r}"
+        );
+        assert!(
+            r["auth"]["resource_metadata"].is_null(),
+            "{name}: the server named no metadata: {r}"
+        );
+        assert_eq!(r["url"], format!("http://{ip}:8000/"), "{name}");
+    }
+    // The RFC 9728 challenge whose metadata names the resource stays MCP; the challenge
+    // named its metadata, so that URL is recorded, but no transport was seen.
+    let auth = &f["127.91.6.3"];
+    assert_eq!(auth["kind"], "mcp-auth-required", "{auth}");
+    assert!(auth["transport"].is_null(), "{auth}");
+    assert_eq!(
+        auth["auth"]["resource_metadata"],
+        "http://127.91.6.3:8000/.well-known/oauth-protected-resource/mcp",
+        "{auth}"
+    );
+    assert!(
+        !auth["evidence"].to_string().contains(HOST_WIDE),
+        "corroborated, so never tested as a wall: {auth}"
+    );
+    // SDK transport signals stay mcp-likely, and show no transport either.
+    let host = &f["127.91.6.4"];
+    assert_eq!(host["kind"], "mcp-likely", "{host}");
+    assert!(host["transport"].is_null(), "{host}");
+    assert_eq!(doc["scan"]["auth_walls"], 2, "{}", doc["scan"]);
+    assert_eq!(doc["scan"]["kinds"]["http"], 2, "{}", doc["scan"]);
+
+    // The table hides the walls without --all and says how many there are.
+    let out = scout(&["scan", "127.91.6.1-4", "-p", "8000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(" · 2 behind an authentication wall on MCP ports: --all lists them"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("127.91.6.1:8000"),
+        "a wall listed without --all: {text}"
+    );
+
+    // probe says the same.
+    let out = scout(&["probe", "127.91.6.1:8000"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("Verdict: http (confidence 0.80)"), "{text}");
+    assert!(text.contains(&format!("  - {HOST_WIDE}")), "{text}");
+    assert!(text.contains("(is the challenge host-wide?)"), "{text}");
+    assert!(!text.contains("Transport"), "{text}");
+    assert!(!text.contains("  metadata"), "{text}");
+}
+
+#[test]
+fn credentials_confirm_a_server_behind_its_wall_and_never_show() {
+    if !require_peers("credentials_confirm_a_server_behind_its_wall_and_never_show") {
+        return;
+    }
+    let token = "scout-test-token";
+    let key = "sekrit-api-key-1234";
+    let _peers = start_peers(&[("py1-auth", "127.91.6.10", 8000)]);
+    // With the right token, the handshake goes through: confirmed, with its tools.
+    let out = scout(&[
+        "-vv",
+        "scan",
+        "127.91.6.10",
+        "-p",
+        "8000",
+        "--bearer",
+        token,
+        "--header",
+        &format!("X-Api-Key: {key}"),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &doc["findings"][0];
+    assert_eq!(r["kind"], "mcp", "{r}");
+    assert_eq!(r["transport"], "streamable-http", "{r}");
+    assert!(r["tools"].to_string().contains("\"add\""), "{r}");
+    assert_eq!(
+        r["evidence"][0], "sent the given credentials (x-api-key, authorization)",
+        "{r}"
+    );
+    for text in [stdout(&out), stderr(&out)] {
+        assert!(
+            !text.contains(token) && !text.contains(key),
+            "a credential leaked: {text}"
+        );
+    }
+    // probe's report, the same.
+    let out = scout(&["-vv", "probe", "127.91.6.10:8000", "--bearer", token]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("Verdict: mcp (confidence 1.00)"), "{text}");
+    for text in [stdout(&out), stderr(&out)] {
+        assert!(!text.contains(token), "the token leaked: {text}");
+    }
+    // check's MCP_SCOUT_BEARER is not read by scan or probe: no token goes out unasked.
+    let child = common::scout_command(&[], &["probe", "127.91.6.10:8000", "-o", "json"])
+        .env("MCP_SCOUT_BEARER", token)
+        .spawn()
+        .expect("spawn mcp-scout");
+    let out = common::wait_with_deadline(child, Duration::from_secs(60));
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rec["kind"], "mcp-auth-required", "{rec}");
+    // A wrong token is just another refusal.
+    let out = scout(&[
+        "probe",
+        "127.91.6.10:8000",
+        "--bearer",
+        "wrong",
+        "-o",
+        "json",
+    ]);
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rec["kind"], "mcp-auth-required", "{rec}");
+    // A malformed header is refused before any packet, without echoing its value.
+    let out = scout(&["probe", "127.91.6.10:8000", "--header", key]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim_end().lines().last(),
+        Some("mcp-scout: error: invalid --header #1: expected 'NAME: VALUE', for example --header 'X-Api-Key: KEY'"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains(key));
+}
+
+#[test]
+fn unparseable_answers_quote_their_status_and_first_line() {
+    if !require_peers("unparseable_answers_quote_their_status_and_first_line") {
+        return;
+    }
+    // Like Playwright's MCP server to any Host but localhost: a plain-text 403.
+    let _peers = start_peers(&[("host-allowlist", "127.91.6.20", 8000)]);
+    let out = scout(&["probe", "127.91.6.20:8000", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rec: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rec["kind"], "http", "{rec}");
+    assert!(rec["transport"].is_null(), "{rec}");
+    assert_eq!(
+        rec["evidence"][0],
+        "/mcp: 403: Access is only allowed at localhost:8000 (not JSON-RPC: invalid json: expected value at line 1 column 1)",
+        "{rec}"
+    );
+}
+
+#[test]
+fn server_cards_are_recorded_as_advisory_and_off_origin_cards_never_fetched() {
+    if !require_peers("server_cards_are_recorded_as_advisory_and_off_origin_cards_never_fetched") {
+        return;
+    }
+    // py1-card: the real FastMCP server, plus OUR routes serving a card and a catalog whose
+    // second entry names a card on 127.0.0.99:9, where a listener counts connections.
+    let elsewhere = common::Listener::bind("127.0.0.99:9");
+    let _peers = start_peers(&[
+        ("py1-card", "127.91.7.1", 8000),
+        ("py1-streamable", "127.91.7.2", 8000),
+    ]);
+    let out = scout(&["scan", "127.91.7.1-2", "-p", "8000", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_document_schema(&doc);
+    let f = by_ip(&doc);
+    let r = &f["127.91.7.1"];
+    // The handshake stays the truth...
+    assert_eq!(r["kind"], "mcp", "{r}");
+    assert_eq!(r["server_name"], "weather-demo", "{r}");
+    assert_eq!(r["server_version"], "1.30.0", "{r}");
+    // ...and the card is recorded beside it.
+    assert_eq!(
+        r["server_card"],
+        serde_json::json!({
+            "url": "http://127.91.7.1:8000/mcp/server-card",
+            "name": "test.scout/weather",
+            "version": "2.0.0",
+            "title": "Weather Demo",
+            "description": "Forecasts and arithmetic for mcp-scout tests.",
+            "remotes": [{
+                "transport": "streamable-http",
+                "url": "http://127.91.7.1:8000/mcp",
+                "supported_protocol_versions": ["2025-11-25", "2025-06-18"]
+            }],
+            "catalog": [
+                {
+                    "identifier": "urn:air:scout.test:weather",
+                    "display_name": "Weather Demo",
+                    "url": "http://127.91.7.1:8000/mcp/server-card"
+                },
+                {
+                    "identifier": "urn:air:scout.test:other",
+                    "display_name": "Elsewhere",
+                    "url": "http://127.0.0.99:9/other/server-card"
+                }
+            ]
+        }),
+        "the entry of another type is ignored: {r}"
+    );
+    let evidence: Vec<&str> = r["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for want in [
+        "server card at /mcp/server-card: test.scout/weather 2.0.0 (advisory)",
+        "server card says version 2.0.0, the handshake says 1.30.0 (the handshake wins)",
+        "catalog entry urn:air:scout.test:other names a card off this origin (http://127.0.0.99:9/other/server-card); not contacted",
+    ] {
+        assert!(evidence.contains(&want), "{want:?} missing: {evidence:#?}");
+    }
+    // A server without a card has none.
+    assert!(
+        f["127.91.7.2"]["server_card"].is_null(),
+        "{}",
+        f["127.91.7.2"]
+    );
+    // probe shows it too.
+    let text = stdout(&scout(&["probe", "127.91.7.1:8000"]));
+    assert!(
+        text.contains("  Server card   test.scout/weather 2.0.0 at http://127.91.7.1:8000/mcp/server-card (advisory)"),
+        "{text}"
+    );
+    assert!(
+        elsewhere
+            .accepted
+            .recv_timeout(Duration::from_millis(300))
+            .is_err(),
+        "the scanner fetched the off-origin card"
+    );
+    // The catalog's other entry is a candidate behind the scope wall: outside the scope it
+    // is listed as such and never contacted...
+    let out = scout(&[
+        "scan",
+        "127.91.7.1",
+        "-p",
+        "8000",
+        "--scope",
+        "127.91.7.0/24",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["scan"]["out_of_scope"],
+        serde_json::json!([{"ip": "127.0.0.99", "port": 9, "origin": "catalog", "name": "urn:air:scout.test:other"}]),
+        "{}",
+        doc["scan"]
+    );
+    assert_eq!(doc["findings"].as_array().unwrap().len(), 1, "{doc}");
+    assert!(
+        elsewhere
+            .accepted
+            .recv_timeout(Duration::from_millis(300))
+            .is_err(),
+        "an out-of-scope catalog entry was contacted"
+    );
+    // ...and inside it, it is fingerprinted (the listener there speaks no HTTP).
+    let out = scout(&[
+        "scan",
+        "127.91.7.1",
+        "-p",
+        "8000",
+        "--scope",
+        "127.91.7.0/24,127.0.0.99/32",
+        "--all",
+        "--fingerprint-budget",
+        "2s",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = by_ip(&doc);
+    let other = &f["127.0.0.99"];
+    assert_eq!(other["port"], 9, "{doc}");
+    assert_eq!(other["origins"], serde_json::json!(["catalog"]), "{other}");
+    assert_eq!(
+        other["announced_as"],
+        serde_json::json!(["urn:air:scout.test:other"]),
+        "{other}"
+    );
+    assert!(doc["scan"]["out_of_scope"].as_array().unwrap().is_empty());
+    assert!(
+        elsewhere
+            .accepted
+            .recv_timeout(Duration::from_secs(5))
+            .is_ok(),
+        "the in-scope catalog entry was not probed"
+    );
+}

@@ -15,6 +15,15 @@ Decoys (must NOT be reported as MCP):
   tls               HTTPS (self-signed, CN=decoy.test, SAN DNS:decoy.test, valid
                     2025-01-01T00:00:00Z .. 2030-01-01T00:00:00Z) serving the plain-http site
   banner            raw TCP: sends "SSH-2.0-OpenSSH_9.2p1\\r\\n" on connect, then waits
+  oauth-api         an ordinary OAuth-protected API: every request -> 401 application/json with
+                    `WWW-Authenticate: Bearer realm="api"` (no resource_metadata), on every path
+  host-allowlist    like Playwright's MCP server seen from another Host: every request whose Host
+                    is not localhost:PORT -> 403 text/plain "Access is only allowed at
+                    localhost:PORT" (PORT: the port it listens on); with that Host, 404
+Behind an API key (a real MCP proxy looks like this from outside; not MCP without the key):
+  apikey-proxy      like npm `mcp-proxy --apiKey`: GET /ping -> 200 "pong"; every other request
+                    -> 401 with `WWW-Authenticate: Bearer error="invalid_token"` and a JSON-RPC
+                    error body
 Hostile (the scanner must end each within its own deadline):
   trickle-headers   after the request: "HTTP/1.1 200 OK\\r\\n", then one header byte per second
   endless-sse-body  200 text/event-stream, data written as fast as the client reads
@@ -62,7 +71,7 @@ import _peerlib  # noqa: E402
 NAMES = [
     "plain-http", "jsonrpc", "endless-sse", "all-405", "tls", "banner",
     "trickle-headers", "endless-sse-body", "huge-body", "bad-utf8", "bad-json", "deep-json",
-    "redirect-loop", "tls-stall",
+    "redirect-loop", "tls-stall", "oauth-api", "host-allowlist", "apikey-proxy",
     "offhost-sse", "offhost-metadata", "offhost-redirect", "redirect-chain",
 ]
 MAX_CONN_SECONDS = 600
@@ -76,7 +85,7 @@ TLS_NOT_AFTER = "20300101000000Z"
 TLS_CN = "decoy.test"
 
 REASONS = {
-    200: "OK", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+    200: "OK", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed",
 }
 
@@ -270,6 +279,33 @@ async def h_redirect_loop(req: Request, w: asyncio.StreamWriter) -> None:
         nxt = p[:-1] if p.endswith("/") else p + "/"
     w.write(response(302, [("Location", nxt), ("Content-Type", "text/html")], status_page(302)))
 
+async def h_oauth_api(req: Request, w: asyncio.StreamWriter) -> None:
+    hdrs = [("Content-Type", "application/json"), ("WWW-Authenticate", 'Bearer realm="api"')]
+    w.write(response(401, hdrs, b'{"error": "unauthorized", "message": "a valid access token is required"}\n'))
+
+
+LISTEN_PORT = 0  # set at start: the port host-allowlist names
+
+
+async def h_host_allowlist(req: Request, w: asyncio.StreamWriter) -> None:
+    allowed = f"localhost:{LISTEN_PORT}"
+    if req.headers.get("host", "") != allowed:
+        body = f"Access is only allowed at {allowed}".encode()
+        w.write(response(403, [("Content-Type", "text/plain")], body))
+    else:
+        w.write(response(404, [("Content-Type", "text/plain")], b"Not Found"))
+
+
+async def h_apikey_proxy(req: Request, w: asyncio.StreamWriter) -> None:
+    if req.method == "GET" and req.path == "/ping":
+        w.write(response(200, [("Content-Type", "text/plain")], b"pong"))
+        return
+    body = json.dumps({"error": {"code": -32000, "message": "Unauthorized: invalid or missing API key"},
+                       "id": None, "jsonrpc": "2.0"}).encode()
+    hdrs = [("Content-Type", "application/json"), ("WWW-Authenticate", 'Bearer error="invalid_token"')]
+    w.write(response(401, hdrs, body))
+
+
 ELSEWHERE = ""  # --elsewhere HOST:PORT, for the offhost-* decoys
 HITS: list[str] = []  # what redirect-chain served
 MAX_HITS = 10_000
@@ -333,6 +369,9 @@ HTTP_HANDLERS = {
     "offhost-metadata": h_offhost_metadata,
     "offhost-redirect": h_offhost_redirect,
     "redirect-chain": h_redirect_chain,
+    "oauth-api": h_oauth_api,
+    "host-allowlist": h_host_allowlist,
+    "apikey-proxy": h_apikey_proxy,
 }
 
 
@@ -430,6 +469,8 @@ async def main() -> None:
             w.close()
 
     sock = _peerlib.bind(args.host, args.port)
+    global LISTEN_PORT
+    LISTEN_PORT = sock.getsockname()[1]
     server = await asyncio.start_server(on_conn, sock=sock, ssl=ctx, limit=MAX_HEAD, ssl_handshake_timeout=HEAD_TIMEOUT if ctx else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -11,6 +11,14 @@ Modes:
                   is accepted (scope mcp:tools), anything else is 401
   hostcheck       streamable with DNS-rebinding protection allowing only mcp.internal[:443],
                   so a request with Host: <ip>:<port> gets 421 "Invalid Host header"
+  card            streamable, plus a Server Card (SEP-2127 draft) served by OUR routes next to
+                  the real SDK server (the SDK serves none): GET <path>/server-card ->
+                  application/mcp-server-card+json, name "test.scout/weather", version "2.0.0"
+                  (the handshake says the SDK's version: a deliberate disagreement), one
+                  streamable-http remote at http://IP:PORT<path> with supportedProtocolVersions
+                  ["2025-11-25", "2025-06-18"]; GET /.well-known/mcp/catalog.json -> three
+                  entries: this card, a card on another loopback host (127.0.0.99:9, must never
+                  be fetched) and an entry of another type (ignored)
 
 The other modes allow Host <ip>:*, 127.0.0.1:*, localhost:* and [::1]:* (the SDK's own
 default for a server bound to 127.0.0.1, generalised to the address actually bound).
@@ -25,7 +33,10 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _peerlib  # noqa: E402
 
-MODES = ["streamable", "stateless-json", "sse", "auth", "hostcheck"]
+MODES = ["streamable", "stateless-json", "sse", "auth", "hostcheck", "card"]
+CARD_VERSION = "2.0.0"
+OTHER_CARD = "http://127.0.0.99:9/other/server-card"
+
 TOKEN = "scout-test-token"
 
 
@@ -112,6 +123,45 @@ def build(args, port: int):
         @mcp.custom_route("/ready", methods=["GET"])
         async def ready(_request):
             return JSONResponse({"status": "ready"})
+
+    if args.mode == "card":
+        from starlette.responses import JSONResponse
+
+        card_url = f"http://{hostname}:{port}{args.path}/server-card"
+
+        @mcp.custom_route(f"{args.path}/server-card", methods=["GET"])
+        async def server_card(_request):
+            return JSONResponse(
+                {
+                    "$schema": "https://static.modelcontextprotocol.io/schemas/v2/server-card.schema.json",
+                    "name": "test.scout/weather",
+                    "version": CARD_VERSION,
+                    "title": "Weather Demo",
+                    "description": "Forecasts and arithmetic for mcp-scout tests.",
+                    "remotes": [
+                        {
+                            "type": "streamable-http",
+                            "url": f"http://{hostname}:{port}{args.path}",
+                            "supportedProtocolVersions": ["2025-11-25", "2025-06-18"],
+                        }
+                    ],
+                },
+                media_type="application/mcp-server-card+json",
+            )
+
+        @mcp.custom_route("/.well-known/mcp/catalog.json", methods=["GET"])
+        async def catalog(_request):
+            kind = "application/mcp-server-card+json"
+            return JSONResponse(
+                {
+                    "specVersion": "draft",
+                    "entries": [
+                        {"identifier": "urn:air:scout.test:weather", "displayName": "Weather Demo", "type": kind, "url": card_url},
+                        {"identifier": "urn:air:scout.test:other", "displayName": "Elsewhere", "type": kind, "url": OTHER_CARD},
+                        {"identifier": "urn:air:scout.test:agent", "displayName": "An agent", "type": "application/a2a-agent-card+json", "url": card_url},
+                    ],
+                }
+            )
 
     return mcp.sse_app() if args.mode == "sse" else mcp.streamable_http_app()
 

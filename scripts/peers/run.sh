@@ -18,6 +18,7 @@
 #   py1-stateless-json  FastMCP 1.x, stateless_http=True, json_response=True
 #   py1-sse             FastMCP 1.x legacy HTTP+SSE (GET /sse, POST /messages/?session_id=)
 #   py1-auth            FastMCP 1.x + AuthSettings: 401 + RFC 9728 metadata (token: scout-test-token)
+#   py1-card            py1-streamable + a Server Card and MCP Catalog served by OUR routes beside the SDK
 #   py1-hostcheck       FastMCP 1.x allowing only Host mcp.internal[:443]: 421 for Host <ip>:<port>
 #   py2-streamable      MCPServer 2.x at /mcp: 2025-xx handshake and the 2026-07-28 era
 #   py2-stateless-json  MCPServer 2.x, stateless + JSON responses
@@ -27,7 +28,9 @@
 #   py1-control         FastMCP 1.x at /mcp, tools echo + get_status, driven by POST /control/MODE
 #                       (ok fail hang slow drop-tool no-tools huge-result refuse-delete health-503 health-200)
 # Decoys (must not be called MCP):
-#   plain-http jsonrpc endless-sse all-405 tls banner
+#   plain-http jsonrpc endless-sse all-405 tls banner oauth-api host-allowlist
+# Behind an API key (like npm mcp-proxy --apiKey; not MCP without the key):
+#   apikey-proxy
 # Hostile (must be ended within the scanner's deadline):
 #   trickle-headers endless-sse-body huge-body bad-utf8 bad-json deep-json redirect-loop tls-stall
 # Off-host links (reported, never followed; add --elsewhere HOST:PORT) and a redirect chain:
@@ -57,7 +60,7 @@ need() { # interpreter
 
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 case "$name" in
-py1-streamable | py1-stateless-json | py1-sse | py1-auth | py1-hostcheck)
+py1-streamable | py1-stateless-json | py1-sse | py1-auth | py1-hostcheck | py1-card)
 	need "$peers/py1/bin/python"
 	exec "$peers/py1/bin/python" "$here/py1_server.py" --mode "${name#py1-}" "$@"
 	;;
@@ -78,7 +81,8 @@ ts-streamable | ts-sse)
 	;;
 plain-http | jsonrpc | endless-sse | all-405 | tls | banner | trickle-headers | endless-sse-body | \
 	huge-body | bad-utf8 | bad-json | deep-json | redirect-loop | tls-stall | \
-	offhost-sse | offhost-metadata | offhost-redirect | redirect-chain)
+	offhost-sse | offhost-metadata | offhost-redirect | redirect-chain | \
+	oauth-api | apikey-proxy | host-allowlist)
 	# Any python >= 3.11 does; skip slow wrapper shims (pyenv) when a direct interpreter exists.
 	py=python3
 	for cand in "$peers/py1/bin/python" /usr/bin/python3; do

@@ -169,12 +169,15 @@ pub async fn run(args: &CheckArgs, shutdown: CancellationToken) -> Result<bool, 
             request_timeout: args.timeout.min(DEFAULT_REQUEST_TIMEOUT),
             ..HttpLimits::default()
         },
+        credentials: Default::default(),
     })?;
     let probe = ProbeTarget {
         addr,
         https: Some(url.scheme() == "https"),
         path: Some(path),
         hint_path: None,
+        // `check` sends its --bearer in its own exchange, after the fingerprint.
+        credentials: false,
     };
     let work = async {
         let f = fp.fingerprint(&probe).await;

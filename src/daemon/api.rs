@@ -367,6 +367,7 @@ pub fn parse_origin(s: &str) -> Option<Origin> {
         "mdns" => Origin::Mdns,
         "srv" => Origin::Srv,
         "static" => Origin::Static,
+        "catalog" => Origin::Catalog,
         _ => return None,
     })
 }
@@ -412,7 +413,7 @@ fn server_filter(p: &Params) -> Result<ServerFilter, Refused> {
     Ok(ServerFilter {
         kind: p.choice("kind", parse_verdict, "mcp, mcp-auth-required, mcp-likely")?,
         transport: p.choice("transport", parse_transport, "streamable-http, sse")?,
-        origin: p.choice("origin", parse_origin, "sweep, mdns, srv, static")?,
+        origin: p.choice("origin", parse_origin, "sweep, mdns, srv, static, catalog")?,
         job: p.text("job")?,
         capability: p.text("capability")?,
         server_name: p.text("server_name")?,

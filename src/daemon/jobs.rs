@@ -589,6 +589,8 @@ async fn fingerprint_announced(fp: &Fingerprinter, c: &Candidate) -> Record {
         https: None,
         path: None,
         hint_path: c.hints.path.clone(),
+        // The daemon's jobs configure no fingerprint credentials.
+        credentials: false,
     };
     let f = fp.fingerprint(&target).await;
     let mut r = Record::from(&ProbeResult {

@@ -5,11 +5,19 @@
 //! fetched (same origin only: the scope wall holds for URLs a server hands us) and its
 //! `resource` must name the probed URL. Corroborated, the endpoint is `mcp-auth-required`;
 //! otherwise it is `mcp-likely` at best. A bare 401 is weak evidence and nothing more.
+//!
+//! An uncorroborated challenge is then tested for reach: the same POST goes to a random path
+//! that no server serves MCP on. If that path is challenged too, the wall covers the whole
+//! host (an OAuth API, an API-key proxy) and says nothing about MCP: the verdict is `http`
+//! with `auth.required` true. The answer is kept per endpoint, so six paths cost one extra
+//! request. `auth.resource_metadata` holds only a URL the server itself gave: the challenge's
+//! parameter, or the well-known location when a metadata document was served there.
 
 use serde_json::Value;
 use url::Url;
 
 use super::http::Request;
+use super::streamable::{headers, initialize};
 use super::www_auth;
 use super::{AuthInfo, Ctx, PathOutcome};
 
@@ -75,6 +83,12 @@ pub(crate) async fn challenge(ctx: &mut Ctx<'_>, url: &Url, www: &[String]) -> P
             .unwrap_or_default(),
         ..AuthInfo::default()
     };
+    let named = bearer.resource_metadata.is_some();
+    // The wall is already known host-wide and this challenge names no metadata: nothing
+    // more to learn from this path.
+    if ctx.wall == Some(true) && !named {
+        return PathOutcome::AuthWall { auth };
+    }
     let meta_url = match bearer.resource_metadata.as_deref() {
         Some(m) => match url.join(m) {
             Ok(u) => u,
@@ -83,26 +97,20 @@ pub(crate) async fn challenge(ctx: &mut Ctx<'_>, url: &Url, www: &[String]) -> P
                     "{}: resource_metadata {m:?} is not a URL",
                     url.path()
                 ));
-                return PathOutcome::AuthRequired {
-                    url: url.clone(),
-                    auth,
-                    corroborated: false,
-                };
+                return uncorroborated(ctx, url, auth).await;
             }
         },
         None => well_known(url),
     };
-    auth.resource_metadata = Some(meta_url.to_string());
+    if named {
+        auth.resource_metadata = Some(meta_url.to_string());
+    }
     if !ctx.same_origin(&meta_url) {
         ctx.evidence.push(format!(
             "{}: 401 Bearer challenge; metadata at {meta_url} is off-host, not fetched",
             url.path()
         ));
-        return PathOutcome::AuthRequired {
-            url: url.clone(),
-            auth,
-            corroborated: false,
-        };
+        return uncorroborated(ctx, url, auth).await;
     }
     let req =
         Request::new(reqwest::Method::GET, meta_url.clone()).header("accept", "application/json");
@@ -113,11 +121,7 @@ pub(crate) async fn challenge(ctx: &mut Ctx<'_>, url: &Url, www: &[String]) -> P
         )
         .await
     else {
-        return PathOutcome::AuthRequired {
-            url: url.clone(),
-            auth,
-            corroborated: false,
-        };
+        return uncorroborated(ctx, url, auth).await;
     };
     let doc: Value = if r.status == 200 {
         serde_json::from_slice(&r.body).unwrap_or(Value::Null)
@@ -134,6 +138,10 @@ pub(crate) async fn challenge(ctx: &mut Ctx<'_>, url: &Url, www: &[String]) -> P
         auth.scopes = scopes;
     }
     auth.resource.clone_from(&resource);
+    if resource.is_some() && !named {
+        // Not in the challenge, but served at the well-known location: the server named it.
+        auth.resource_metadata = Some(meta_url.to_string());
+    }
     let corroborated = resource
         .as_deref()
         .is_some_and(|res| corroborates(res, url));
@@ -143,19 +151,90 @@ pub(crate) async fn challenge(ctx: &mut Ctx<'_>, url: &Url, www: &[String]) -> P
             url.path(),
             resource.unwrap_or_default()
         )
+    } else if let Some(other) = resource {
+        format!(
+            "{}: 401 with a Bearer challenge, but its metadata names another resource ({other})",
+            url.path()
+        )
     } else {
         format!(
-            "{}: 401 with a Bearer challenge, but the metadata ({}) does not name this resource ({:?})",
+            "{}: 401 with a Bearer challenge, but no metadata document names this resource (GET {} answered {})",
             url.path(),
-            r.status,
-            resource
+            meta_url.path(),
+            r.status
         )
     });
-    PathOutcome::AuthRequired {
-        url: url.clone(),
-        auth,
-        corroborated,
+    if corroborated {
+        return PathOutcome::AuthRequired {
+            url: url.clone(),
+            auth,
+            corroborated,
+        };
     }
+    uncorroborated(ctx, url, auth).await
+}
+
+/// A challenge whose metadata does not name this resource: a host-wide wall when a path
+/// that cannot be MCP is challenged too, else a weak `mcp-likely`.
+async fn uncorroborated(ctx: &mut Ctx<'_>, url: &Url, auth: AuthInfo) -> PathOutcome {
+    let wall = match ctx.wall {
+        Some(w) => w,
+        None => {
+            let w = challenged_elsewhere(ctx).await;
+            ctx.wall = Some(w);
+            if w {
+                ctx.evidence.push(format!(
+                    "a random path got a 401 Bearer challenge like {}",
+                    url.path()
+                ));
+            }
+            w
+        }
+    };
+    if wall {
+        PathOutcome::AuthWall { auth }
+    } else {
+        PathOutcome::AuthRequired {
+            url: url.clone(),
+            auth,
+            corroborated: false,
+        }
+    }
+}
+
+/// A path no MCP server serves: random, so a server cannot special-case it.
+fn random_path() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    format!("/scout-wall-check-{:016x}", h.finish())
+}
+
+/// POST the same `initialize` to a random path: does it meet a Bearer challenge too?
+async fn challenged_elsewhere(ctx: &mut Ctx<'_>) -> bool {
+    let path = random_path();
+    let url = ctx.url(&path);
+    let id = ctx.next_id();
+    let req = headers(
+        Request::new(reqwest::Method::POST, url).json(&initialize(id)),
+        None,
+        None,
+    );
+    let Some(r) = ctx
+        .send(
+            &format!("POST {path} initialize (is the challenge host-wide?)"),
+            &req,
+        )
+        .await
+    else {
+        return false;
+    };
+    let www: Vec<&str> = r.header_all("www-authenticate");
+    r.status == 401 && www_auth::bearer(&www).is_some()
 }
 
 #[cfg(test)]

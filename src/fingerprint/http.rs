@@ -232,7 +232,17 @@ pub struct HttpProber {
 impl HttpProber {
     /// A client with `limits`.
     pub fn new(limits: HttpLimits) -> Result<Self, ClientError> {
+        Self::with_headers(limits, reqwest::header::HeaderMap::new())
+    }
+
+    /// A client with `limits` that sends `headers` (the user's credentials, marked
+    /// sensitive) on every request.
+    pub fn with_headers(
+        limits: HttpLimits,
+        headers: reqwest::header::HeaderMap,
+    ) -> Result<Self, ClientError> {
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .danger_accept_invalid_certs(true)

@@ -123,6 +123,8 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> PathOutcome {
                 "{}: legacy SSE endpoint event (off-host endpoint not contacted)",
                 url.path()
             ),
+            // The endpoint event itself is the legacy transport's signature.
+            transport: Some(Transport::Sse),
         };
     }
 
@@ -170,6 +172,7 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> PathOutcome {
             return PathOutcome::Likely {
                 url: url.clone(),
                 reason,
+                transport: Some(Transport::Sse),
             };
         }
     };

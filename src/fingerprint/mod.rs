@@ -11,17 +11,24 @@
 //! Verdicts, strongest first: `mcp` (a handshake result, or a legacy SSE endpoint confirmed
 //! by a handshake), `mcp-auth-required` (a 401 whose RFC 9728 metadata corroborates it),
 //! `mcp-likely` (only SDK-specific transport signals, such as a Host-restricted server),
-//! `http` (some other HTTP service), `open` (not HTTP). Signals and their strength follow
-//! MCP-WIRE.md; weak signals (a bare event stream, a 405, a JSON-RPC error, `uvicorn`) are
-//! recorded as evidence but never make a server MCP.
+//! `http` (some other HTTP service, including one behind a host-wide authentication wall:
+//! a challenge that a random path gets too says nothing about MCP), `open` (not HTTP).
+//! Signals and their strength follow MCP-WIRE.md; weak signals (a bare event stream, a 405, a
+//! JSON-RPC error, `uvicorn`) are recorded as evidence but never make a server MCP.
+//!
+//! A fingerprint claims only what was seen: `transport` comes from a handshake or a legacy
+//! SSE `endpoint` event, never from a 401. Credentials (`--bearer`, `--header`) live in a
+//! second HTTP client used only for targets marked [`ProbeTarget::credentials`].
 //!
 //! Everything is bounded: each request by [`http::HttpLimits`], the whole endpoint by
 //! [`FingerprintOptions::budget`]. Failures of the peer are evidence, not errors.
 
 pub mod auth;
+pub mod credentials;
 pub mod http;
 pub mod jsonrpc;
 pub mod legacy_sse;
+pub mod server_card;
 pub mod sse;
 pub mod streamable;
 pub mod tls;
@@ -50,6 +57,8 @@ pub const MODERN_VERSION: &str = "2026-07-28";
 const MAX_REDIRECTS: u8 = 3;
 /// Longest description or instructions text kept.
 pub const MAX_TEXT: usize = 500;
+/// The evidence of a host-wide authentication wall.
+pub(crate) const HOST_WIDE: &str = "authentication required on every path (not MCP-specific)";
 /// Paths of MCP Mesh agent health endpoints, checked next to a confirmed server.
 const HEALTH_PATHS: &[&str] = &["/livez", "/ready", "/health"];
 
@@ -62,6 +71,8 @@ pub struct FingerprintOptions {
     pub budget: Duration,
     /// Per-request limits.
     pub http: HttpLimits,
+    /// Headers sent to targets marked [`ProbeTarget::credentials`] (empty: none).
+    pub credentials: credentials::Credentials,
 }
 
 impl Default for FingerprintOptions {
@@ -70,6 +81,7 @@ impl Default for FingerprintOptions {
             paths: DEFAULT_PATHS.iter().map(|p| (*p).to_string()).collect(),
             budget: DEFAULT_BUDGET,
             http: HttpLimits::default(),
+            credentials: credentials::Credentials::default(),
         }
     }
 }
@@ -252,6 +264,8 @@ pub struct Fingerprint {
     pub auth: Option<AuthInfo>,
     /// HTTP facts.
     pub http: Option<HttpInfo>,
+    /// What the server's Server Card and its origin's MCP Catalog say (advisory).
+    pub server_card: Option<server_card::ServerCard>,
     /// The signals behind the verdict, strongest first.
     pub evidence: Vec<String>,
     /// Every request made.
@@ -274,6 +288,12 @@ pub(crate) enum PathOutcome {
     Likely {
         url: Url,
         reason: String,
+        /// Set only when the transport itself was seen (a legacy SSE `endpoint` event).
+        transport: Option<Transport>,
+    },
+    /// The same Bearer challenge on a path that cannot be MCP: a host-wide wall.
+    AuthWall {
+        auth: AuthInfo,
     },
     Nothing,
 }
@@ -289,6 +309,8 @@ pub(crate) struct Ctx<'a> {
     /// Sessions the server minted and we have not closed yet: Python servers keep them
     /// forever and mint one even on error replies, so every one is closed with DELETE.
     pub(crate) sessions: Vec<(Url, String)>,
+    /// Whether a path that cannot be MCP got the same challenge (asked once per endpoint).
+    pub(crate) wall: Option<bool>,
     next_id: u64,
 }
 
@@ -303,6 +325,7 @@ impl<'a> Ctx<'a> {
             evidence: Vec::new(),
             cert: None,
             sessions: Vec::new(),
+            wall: None,
             next_id: 0,
         }
     }
@@ -375,6 +398,9 @@ pub(crate) fn trim_text(s: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Fingerprinter {
     http: HttpProber,
+    /// The same client with the user's credentials, when there are any: a separate client
+    /// so that a target not cleared for them can never get them by mistake.
+    authed: Option<HttpProber>,
     opts: FingerprintOptions,
 }
 
@@ -389,13 +415,25 @@ pub struct ProbeTarget {
     pub path: Option<String>,
     /// A path announced in a TXT record: tried first, before the path list.
     pub hint_path: Option<String>,
+    /// Whether the configured credentials may go to this target: true only for targets the
+    /// user named or that passed the scope wall.
+    pub credentials: bool,
 }
 
 impl Fingerprinter {
     /// A fingerprinter with `opts`.
     pub fn new(opts: FingerprintOptions) -> Result<Self, http::ClientError> {
+        let authed = if opts.credentials.is_empty() {
+            None
+        } else {
+            Some(HttpProber::with_headers(
+                opts.http.clone(),
+                opts.credentials.header_map(),
+            )?)
+        };
         Ok(Self {
             http: HttpProber::new(opts.http.clone())?,
+            authed,
             opts,
         })
     }
@@ -419,19 +457,31 @@ impl Fingerprinter {
             None if tls_port => vec![true, false],
             None => vec![false, true],
         };
+        let (http, with_credentials) = match (&self.authed, target.credentials) {
+            (Some(a), true) => (a, true),
+            _ => (&self.http, false),
+        };
         let mut steps = Vec::new();
         let mut evidence = Vec::new();
+        if with_credentials {
+            // Names only: the values never reach a record.
+            evidence.push(format!(
+                "sent the given credentials ({})",
+                self.opts.credentials.names().join(", ")
+            ));
+        }
         let mut chosen = None;
         for https in order {
             let base = base_url(target.addr, https);
             let mut ctx = Ctx {
-                http: &self.http,
+                http,
                 base: base.clone(),
                 deadline,
                 steps: std::mem::take(&mut steps),
                 evidence: std::mem::take(&mut evidence),
                 cert: None,
                 sessions: Vec::new(),
+                wall: None,
                 next_id: 0,
             };
             let req = Request::new(reqwest::Method::GET, ctx.url(&first));
@@ -442,7 +492,7 @@ impl Fingerprinter {
                 break;
             }
             // Only the response head matters here: an endless body must not eat the budget.
-            match self.http.open_stream(&req, self.http.sse_caps()).await {
+            match http.open_stream(&req, http.sse_caps()).await {
                 Ok(r) => {
                     ctx.log(&label, format!("{} {}", r.status, r.media_type()));
                     ctx.cert.clone_from(&r.cert);
@@ -495,6 +545,7 @@ impl Fingerprinter {
                 mcp: None,
                 auth: None,
                 http: None,
+                server_card: None,
                 evidence,
                 steps,
             };
@@ -540,7 +591,9 @@ pub(crate) async fn probe_path(ctx: &mut Ctx<'_>, path: &str) -> PathOutcome {
         }
         if matches!(
             outcome,
-            PathOutcome::Confirmed { .. } | PathOutcome::AuthRequired { .. }
+            PathOutcome::Confirmed { .. }
+                | PathOutcome::AuthRequired { .. }
+                | PathOutcome::AuthWall { .. }
         ) {
             return outcome;
         }
@@ -572,6 +625,7 @@ fn rank(o: &PathOutcome) -> u8 {
             corroborated: true, ..
         } => 3,
         PathOutcome::AuthRequired { .. } | PathOutcome::Likely { .. } => 2,
+        PathOutcome::AuthWall { .. } => 1,
         PathOutcome::Nothing => 0,
     }
 }
@@ -593,6 +647,7 @@ async fn finish(ctx: &mut Ctx<'_>, best: PathOutcome) -> Fingerprint {
         mcp: None,
         auth: None,
         http: None,
+        server_card: None,
         evidence: Vec::new(),
         steps: Vec::new(),
     };
@@ -604,6 +659,7 @@ async fn finish(ctx: &mut Ctx<'_>, best: PathOutcome) -> Fingerprint {
             mut info,
         } => {
             info.health_endpoints = health(ctx).await;
+            fp.server_card = server_card::read(ctx, &url, &info, transport).await;
             fp.verdict = Verdict::Mcp;
             fp.confidence = if transport == Transport::Sse {
                 0.95
@@ -626,14 +682,29 @@ async fn finish(ctx: &mut Ctx<'_>, best: PathOutcome) -> Fingerprint {
             };
             fp.confidence = if corroborated { 0.9 } else { 0.5 };
             fp.url = Some(url.to_string());
-            fp.transport = Some(Transport::StreamableHttp);
+            // A 401 shows no transport: the handshake never happened.
             fp.auth = Some(auth);
         }
-        PathOutcome::Likely { url, reason } => {
+        PathOutcome::Likely {
+            url,
+            reason,
+            transport,
+        } => {
             fp.verdict = Verdict::McpLikely;
             fp.confidence = 0.7;
             fp.url = Some(url.to_string());
+            fp.transport = transport;
             lead.push(reason);
+        }
+        PathOutcome::AuthWall { auth } => {
+            // Any API behind OAuth looks like this; an MCP server behind a key proxy does
+            // too, which is why the summary counts these records apart.
+            fp.verdict = Verdict::Http;
+            fp.confidence = 0.8;
+            fp.url = Some(ctx.base.to_string());
+            fp.auth = Some(auth);
+            lead.push(HOST_WIDE.to_string());
+            fp.http = Some(http_info(ctx).await);
         }
         PathOutcome::Nothing => {
             fp.url = Some(ctx.base.to_string());

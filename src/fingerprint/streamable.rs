@@ -185,11 +185,32 @@ fn describe(r: &RpcReply) -> String {
         Some(Reply::OtherResult) => s.push_str(" → a JSON-RPC result that is not an MCP handshake"),
         Some(Reply::CallResult(_)) => s.push_str(" → a tools/call result"),
         Some(Reply::NotJsonRpc) => s.push_str(" → JSON, not JSON-RPC"),
-        Some(Reply::Malformed(why)) => s.push_str(&format!(" → unparseable body: {why}")),
+        Some(Reply::Malformed(why)) => match first_line(&r.snippet) {
+            Some(line) => s.push_str(&format!(" → {line:?} (not JSON-RPC: {why})")),
+            None => s.push_str(&format!(" → unparseable body: {why}")),
+        },
         None if !r.snippet.is_empty() => s.push_str(&format!(" → {:?}", trim_snippet(&r.snippet))),
         None => {}
     }
     s
+}
+
+/// Longest first line of a body quoted in evidence, in characters.
+pub(crate) const FIRST_LINE: usize = 120;
+
+/// The first non-blank line of `body`, control characters dropped, at most [`FIRST_LINE`]
+/// characters.
+pub(crate) fn first_line(body: &str) -> Option<String> {
+    let line = body.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let clean: String = line.chars().filter(|c| !c.is_control()).collect();
+    let clean = clean.trim();
+    if clean.is_empty() {
+        return None;
+    }
+    Some(match clean.char_indices().nth(FIRST_LINE) {
+        Some((i, _)) => format!("{}…", &clean[..i]),
+        None => clean.to_string(),
+    })
 }
 
 fn trim_snippet(s: &str) -> String {
@@ -274,6 +295,7 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> (PathOutcome, Option<
             PathOutcome::Likely {
                 url: url.clone(),
                 reason: format!("{}: {reason}", url.path()),
+                transport: None,
             },
             None,
         );
@@ -340,7 +362,12 @@ fn weak_signals(ctx: &mut Ctx<'_>, url: &Url, r: &RpcReply) {
             "{p}: initialize-shaped result with unknown protocolVersion {:?}: not accepted as MCP",
             i.protocol_version
         )),
-        (Some(Reply::Malformed(why)), _) => ctx.evidence.push(format!("{p}: unparseable body ({why})")),
+        // Name what the server said: "403: Access is only allowed at localhost:5000" tells a
+        // user more than the parser's complaint.
+        (Some(Reply::Malformed(why)), status) => ctx.evidence.push(match first_line(&r.snippet) {
+            Some(line) => format!("{p}: {status}: {line} (not JSON-RPC: {why})"),
+            None => format!("{p}: {status}: unparseable body ({why})"),
+        }),
         (None, _) if r.media == "text/event-stream" => {
             ctx.evidence.push(format!("{p}: an event stream without a JSON-RPC reply (weak)"));
         }
@@ -590,6 +617,19 @@ mod tests {
             reply,
             snippet: String::from_utf8_lossy(&body[..body.len().min(SNIPPET)]).into_owned(),
         }
+    }
+
+    #[test]
+    fn first_lines_are_bounded_and_clean() {
+        assert_eq!(
+            first_line("\n  Access is only allowed at localhost:5000\r\nmore").as_deref(),
+            Some("Access is only allowed at localhost:5000")
+        );
+        assert_eq!(first_line(" \n\t\n"), None);
+        let long = format!("{}\u{1b}[0m", "x".repeat(FIRST_LINE + 5));
+        let l = first_line(&long).unwrap();
+        assert_eq!(l.chars().count(), FIRST_LINE + 1, "{l}");
+        assert!(l.ends_with('…') && !l.contains('\u{1b}'));
     }
 
     #[test]

@@ -255,6 +255,13 @@ impl Checker {
                 BUILTIN_CHECK,
                 format!("no RFC 9728 challenge any more: {reason}"),
             ),
+            Some(PathOutcome::AuthWall { .. }) => CheckResult::fail(
+                BUILTIN_CHECK,
+                format!(
+                    "the challenge covers every path now: {}",
+                    fingerprint::HOST_WIDE
+                ),
+            ),
             Some(PathOutcome::Nothing) => CheckResult::fail(
                 BUILTIN_CHECK,
                 format!("no 401 challenge any more: {}", probed.evidence()),
@@ -272,6 +279,13 @@ impl Checker {
                 .with_message(format!("signal still served: {reason}")),
             Some(PathOutcome::AuthRequired { .. }) => CheckResult::pass(BUILTIN_CHECK)
                 .with_message("signal still served: a 401 challenge"),
+            Some(PathOutcome::AuthWall { .. }) => CheckResult::fail(
+                BUILTIN_CHECK,
+                format!(
+                    "the MCP transport signal is gone: {}",
+                    fingerprint::HOST_WIDE
+                ),
+            ),
             Some(PathOutcome::Confirmed { .. }) => {
                 CheckResult::pass(BUILTIN_CHECK).with_message("now answers a full MCP handshake")
             }

@@ -342,6 +342,17 @@ pub fn summary_line(s: &Summary) -> String {
         if s.not_listed > 0 {
             line.push_str(&format!(" ({} not listed: --all)", s.not_listed));
         }
+        if s.auth_walls > 0 {
+            line.push_str(&format!(
+                " · {} behind an authentication wall on MCP ports{}",
+                s.auth_walls,
+                if s.not_listed > 0 {
+                    ": --all lists them"
+                } else {
+                    ""
+                }
+            ));
+        }
     }
     if s.announced > 0 || !s.out_of_scope.is_empty() {
         line.push_str(&format!(

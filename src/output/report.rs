@@ -126,6 +126,19 @@ pub fn write_report<W: Write>(
     for h in &r.health_endpoints {
         field(out, "Health", &format!("{} {}", h.path, h.status))?;
     }
+    if let Some(c) = &r.server_card {
+        if let Some(u) = &c.url {
+            let who = [c.name.as_deref(), c.version.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            field(out, "Server card", &format!("{who} at {u} (advisory)"))?;
+        }
+        for e in &c.catalog {
+            field(out, "Catalog", &format!("{} → {}", e.identifier, e.url))?;
+        }
+    }
     writeln!(out, "Evidence:")?;
     if r.evidence.is_empty() {
         writeln!(out, "  (none)")?;

@@ -137,6 +137,7 @@ mod tests {
             auth: None,
             http: None,
             health_endpoints: vec![],
+            server_card: None,
             health: None,
             evidence: vec!["initialize result".into()],
             confidence: Some(1.0),

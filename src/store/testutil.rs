@@ -103,6 +103,7 @@ pub(crate) fn mcp(ip: &str, port: u16, tools: Vec<Tool>) -> Record {
         auth: None,
         http: None,
         health_endpoints: vec![],
+        server_card: None,
         health: None,
         evidence: vec!["initialize result".into()],
         confidence: Some(1.0),

@@ -238,6 +238,7 @@ pub fn off_loopback(args: &[&str]) -> Option<String> {
         "--arguments",
         "--expect",
         "--bearer",
+        "--header",
     ];
     const NETWORK: &[&str] = &["--local", "--mdns", "--mdns-all"];
     let mut it = args.iter().copied();
@@ -951,6 +952,7 @@ pub const RECORD_KEYS: &[&str] = &[
     "auth",
     "http",
     "health_endpoints",
+    "server_card",
     "health",
     "evidence",
     "confidence",
@@ -977,6 +979,7 @@ pub const SCAN_KEYS: &[&str] = &[
     "fingerprinted",
     "kinds",
     "not_listed",
+    "auth_walls",
     "announced",
     "out_of_scope",
 ];
@@ -1038,6 +1041,36 @@ pub fn assert_record_schema(r: &serde_json::Value) {
     }
     for h in r["health_endpoints"].as_array().unwrap() {
         assert_keys(h, &["path", "status"], "health_endpoints[]");
+    }
+    if !r["server_card"].is_null() {
+        let c = &r["server_card"];
+        assert_keys(
+            c,
+            &[
+                "url",
+                "name",
+                "version",
+                "title",
+                "description",
+                "remotes",
+                "catalog",
+            ],
+            "server_card",
+        );
+        for x in c["remotes"].as_array().unwrap() {
+            assert_keys(
+                x,
+                &["transport", "url", "supported_protocol_versions"],
+                "server_card.remotes[]",
+            );
+        }
+        for x in c["catalog"].as_array().unwrap() {
+            assert_keys(
+                x,
+                &["identifier", "display_name", "url"],
+                "server_card.catalog[]",
+            );
+        }
     }
     // The monitor's object: null in scan output, all its keys in the inventory.
     if !r["health"].is_null() {
