@@ -1,7 +1,8 @@
 //! The daemon's HTTP API (axum): probes, metrics, and `/api/v1` over the inventory.
 //!
 //! Handlers read the store through read-only connections on the blocking pool and never
-//! wait on a running job. Writes (`POST /api/v1/jobs/{name}/run`, `DELETE
+//! wait on a running job. The server list and lookups by id are answered from the store's
+//! in-memory read model first (`cached.rs`), and come here only when it cannot answer. Writes (`POST /api/v1/jobs/{name}/run`, `DELETE
 //! /api/v1/servers/{id}`) need `Authorization: Bearer <api.token>`, compared in constant
 //! time; without a configured token they answer 403. Reads are open unless
 //! `api.read_token` is set; `/livez`, `/readyz` and `/metrics` always are.
@@ -118,7 +119,7 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
         .with_state(state)
 }
 
-fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+pub(super) fn error(code: StatusCode, msg: impl Into<String>) -> Response {
     (code, Json(json!({ "error": msg.into() }))).into_response()
 }
 
@@ -406,6 +407,9 @@ async fn list_servers(
         Ok(f) => f,
         Err(r) => return r.into_response(),
     };
+    if let Some(r) = super::cached::list(&st, &filter).await {
+        return r;
+    }
     // Bounded: one unfiltered list of 10,000 servers takes about 180 MB while it is built,
     // so only a few are built at once; the rest wait (within the request timeout).
     let Ok(_permit) = st.lists.clone().acquire_owned().await else {
@@ -419,7 +423,7 @@ async fn list_servers(
     }
 }
 
-fn json_bytes(body: Vec<u8>) -> Response {
+pub(super) fn json_bytes(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -452,6 +456,9 @@ struct OneServer<'a> {
 }
 
 async fn get_server(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    if let Some(r) = super::cached::one(&st, &id) {
+        return r;
+    }
     let key = id.clone();
     let one = read(&st.reader, move |r| {
         Ok(r.server(&key)?.map(|(server, changes)| {

@@ -17,6 +17,7 @@
 //! [`SHUTDOWN_DEADLINE`].
 
 pub mod api;
+pub mod cached;
 pub mod jobs;
 pub mod metrics;
 pub mod schedule;

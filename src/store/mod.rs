@@ -18,10 +18,13 @@
 //! - [`apply`] is what each command does inside its one transaction;
 //! - [`diff`] turns two scan records into the detail of an `updated` change;
 //! - [`read`] is [`Reader`], the read-only queries behind the API and `servers --db`.
+//! - [`cache`] is [`ReadModel`], the API's in-memory read model: the writer re-reads each
+//!   server a transaction touched and swaps its entry in before answering.
 //!
 //! The types here leave the HTTP API as JSON unchanged, so their field names are the API's.
 
 pub mod apply;
+pub mod cache;
 pub mod diff;
 pub mod id;
 pub mod lock;
@@ -37,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::finding::{Origin, Record};
 use crate::fingerprint::{Transport, Verdict};
 
+pub use self::cache::{Lookup, ModelStats, ReadModel, Selection};
 pub use self::id::ServerId;
 pub use self::read::Reader;
 
@@ -516,6 +520,8 @@ pub enum StoreError {
     Closed,
 }
 
+#[cfg(test)]
+mod cache_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
