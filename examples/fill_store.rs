@@ -222,6 +222,11 @@ async fn main() {
             n as f64 / s,
         );
     }
+    let m = store.read_model().stats();
+    println!(
+        "read_model servers={} json_bytes={} changes_bytes={} changes_uncached={}",
+        m.servers, m.json_bytes, m.changes_bytes, m.changes_uncached
+    );
     drop(store);
     handle.close().await.expect("closing the store");
     let size = std::fs::metadata(&args.db).map_or(0, |m| m.len());
