@@ -420,7 +420,7 @@ async fn list_servers(
         Ok(f) => f,
         Err(r) => return r.into_response(),
     };
-    if let Some(r) = super::cached::list(&st, &filter).await {
+    if let Some(r) = super::cached::list(&st, &filter) {
         return r;
     }
     // Bounded: one unfiltered list of 10,000 servers takes about 180 MB while it is built,

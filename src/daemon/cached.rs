@@ -7,33 +7,41 @@
 //! probe or an ordered walk plus a copy of bytes serialized at commit time, a few
 //! microseconds, so handing them to the blocking pool (a wake-up and a context switch each
 //! way, most of the old service time) would cost more than the work. A list larger than
-//! [`INLINE_LIST_BYTES`] is still copied on the blocking pool, under the same
-//! [`super::api::MAX_CONCURRENT_LISTS`] permit as before, so an unfiltered list of 10,000
-//! servers neither holds a worker for milliseconds nor multiplies memory under many clients.
+//! [`INLINE_LIST_BYTES`] is streamed (chunked transfer encoding) in [`LIST_CHUNK_BYTES`]
+//! chunks copied from the shared entries as the client reads them: an unfiltered list of
+//! 10,000 servers (14 MiB) then never exists whole in memory, and 50 clients reading it hold
+//! 50 chunks and their socket buffers, not 50 copies (the SQL path needed
+//! [`super::api::MAX_CONCURRENT_LISTS`] to bound that, and still peaked near 0.5 GB).
 
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::body::{Body, Bytes};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 
 use super::api::{error, json_bytes, AppState};
 use crate::store::{Lookup, ServerFilter};
 
-/// Lists up to this size are written on the runtime's worker (about 50 µs of copying).
+/// Lists up to this size are written whole, with a `Content-Length` (about 50 µs of
+/// copying); larger ones are streamed.
 pub const INLINE_LIST_BYTES: usize = 256 * 1024;
+/// Size of one chunk of a streamed list: one copy of this size per chunk, bounded memory
+/// per client.
+pub const LIST_CHUNK_BYTES: usize = 64 * 1024;
 
 /// The list for `filter` from the read model; `None` when the model cannot answer.
-pub(super) async fn list(st: &AppState, filter: &ServerFilter) -> Option<Response> {
+pub(super) fn list(st: &AppState, filter: &ServerFilter) -> Option<Response> {
     let selection = st.store.read_model().servers(filter)?;
     if selection.bytes() <= INLINE_LIST_BYTES {
         return Some(json_bytes(selection.into_json()));
     }
-    let Ok(_permit) = st.lists.clone().acquire_owned().await else {
-        return Some(error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
-    };
+    let chunks = selection
+        .into_chunks(LIST_CHUNK_BYTES)
+        .map(|c| Ok::<_, std::convert::Infallible>(Bytes::from(c)));
     Some(
-        match tokio::task::spawn_blocking(move || selection.into_json()).await {
-            Ok(body) => json_bytes(body),
-            Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the read failed"),
-        },
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from_stream(futures_util::stream::iter(chunks)),
+        )
+            .into_response(),
     )
 }
 

@@ -139,6 +139,42 @@ impl Selection {
     }
 }
 
+impl Selection {
+    /// The same document as [`Self::into_json`], as a lazy sequence of chunks of about
+    /// `chunk` bytes each (never splitting a server): a large list then never exists whole in
+    /// memory, only the shared entries and one chunk at a time.
+    pub fn into_chunks(self, chunk: usize) -> impl Iterator<Item = Vec<u8>> + Send + 'static {
+        let count = self.entries.len();
+        let mut entries = self.entries.into_iter().enumerate().peekable();
+        let mut started = false;
+        let mut done = false;
+        std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let mut out = Vec::with_capacity(chunk + 4096);
+            if !started {
+                started = true;
+                out.extend_from_slice(b"{\"servers\":[");
+            }
+            while out.len() < chunk {
+                let Some((i, e)) = entries.next() else {
+                    break;
+                };
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&e.json);
+            }
+            if entries.peek().is_none() {
+                done = true;
+                out.extend_from_slice(format!("],\"count\":{count}}}").as_bytes());
+            }
+            Some(out)
+        })
+    }
+}
+
 /// The rows one transaction touched, noted by the update hook.
 #[derive(Debug, Default)]
 pub(crate) struct Touched {

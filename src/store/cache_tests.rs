@@ -251,6 +251,32 @@ async fn the_model_lists_what_sql_lists_for_every_filter_on_a_generated_inventor
         "{nonempty} of {} filters matched something",
         filters.len()
     );
+    // Streamed in chunks, the document is the same bytes, whatever the chunk size.
+    for status in [StatusFilter::Active, StatusFilter::All] {
+        let f = ServerFilter {
+            status,
+            ..ServerFilter::default()
+        };
+        let whole = model.servers(&f).unwrap().into_json();
+        for chunk in [1, 700, 4096, 1 << 20] {
+            let parts: Vec<Vec<u8>> = model.servers(&f).unwrap().into_chunks(chunk).collect();
+            assert!(
+                chunk > whole.len() || parts.len() > 1,
+                "{chunk}: {} parts",
+                parts.len()
+            );
+            assert_eq!(text(&parts.concat()), text(&whole), "chunks of {chunk}");
+        }
+    }
+    let none = ServerFilter {
+        job: Some("nope".into()),
+        ..ServerFilter::default()
+    };
+    let empty: Vec<Vec<u8>> = model.servers(&none).unwrap().into_chunks(10).collect();
+    assert_eq!(
+        text(&empty.concat()),
+        text(&reader.servers_json(&none).unwrap())
+    );
     let ids: Vec<String> = recs.iter().map(id_of).collect();
     assert_coherent(model, &reader, &ids, "generated");
     assert!(ids
