@@ -35,7 +35,8 @@
 //! which the hook does not see; they only change together with the row).
 //!
 //! **Faults.** If a re-read fails, the model marks itself not ready, the API falls back to
-//! the SQL path, and the next write (or the retention tick) reloads it whole.
+//! the SQL path, and a later write (or the writer's heartbeat) reloads it whole, at most
+//! once per [`RELOAD_EVERY`].
 //!
 //! **Memory, bounded.** One entry is its list JSON (1.4 KiB for the benchmark's FastMCP-like
 //! records) plus its filter fields (~0.3 KiB), plus its changes JSON, which is kept only up
@@ -47,6 +48,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use rusqlite::hooks::Action;
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -58,6 +60,14 @@ use super::{ServerFilter, StatusFilter};
 /// when the server is asked for by id. Bounds the model at about 4 KiB a server on top of
 /// its list JSON.
 pub const MAX_CACHED_CHANGES_BYTES: usize = 4096;
+
+/// How often a model that is not ready tries to reload itself (at a write or the writer's
+/// heartbeat): a row that cannot be decoded keeps it not ready, and a full reload on each of
+/// the health monitor's writes would cost far more than the SQL path it falls back to.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(30);
+/// Prepared statements the writer's connection keeps: the writer's own and the model's
+/// (rusqlite's default of 16 would evict and re-parse some on every run).
+const STATEMENT_CACHE: usize = 64;
 
 /// The extra columns the model reads after [`SERVER_COLUMNS`], by name (so columns added to
 /// `SERVER_COLUMNS` do not move them).
@@ -73,6 +83,8 @@ pub struct ReadModel {
     model: RwLock<Model>,
     /// False after a failed refresh, until a reload succeeds: readers use SQL meanwhile.
     ready: AtomicBool,
+    /// When the last reload was tried (see [`RELOAD_EVERY`]).
+    last_reload: Mutex<Option<Instant>>,
 }
 
 /// The sizes of the model, for logs, tests and the benchmark.
@@ -194,6 +206,7 @@ impl Touched {
 /// Install the hook that notes touched rows on the writer's connection; the writer passes
 /// what it collects to [`ReadModel::sync`] after each transaction.
 pub(crate) fn watch(conn: &Connection) -> rusqlite::Result<Arc<Mutex<Touched>>> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let touched = Arc::new(Mutex::new(Touched::default()));
     let sink = touched.clone();
     conn.update_hook(Some(
@@ -356,6 +369,7 @@ impl ReadModel {
         Ok(Self {
             model: RwLock::new(build(conn)?),
             ready: AtomicBool::new(true),
+            last_reload: Mutex::new(None),
         })
     }
 
@@ -364,6 +378,7 @@ impl ReadModel {
         Self {
             model: RwLock::new(Model::default()),
             ready: AtomicBool::new(false),
+            last_reload: Mutex::new(None),
         }
     }
 
@@ -438,6 +453,16 @@ impl ReadModel {
     pub(crate) fn sync(&self, conn: &Connection, touched: &Mutex<Touched>) {
         let t = std::mem::take(&mut *touched.lock().unwrap_or_else(PoisonError::into_inner));
         if !self.is_ready() {
+            {
+                let mut last = self
+                    .last_reload
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if last.is_some_and(|t| t.elapsed() < RELOAD_EVERY) {
+                    return;
+                }
+                *last = Some(Instant::now());
+            }
             match build(conn) {
                 Ok(m) => {
                     *self.write() = m;
