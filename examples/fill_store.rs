@@ -237,6 +237,11 @@ async fn main() {
     if args.checks > 0 {
         check_rounds(&store, &args).await;
     }
+    let m = store.read_model().stats();
+    println!(
+        "read_model servers={} json_bytes={} changes_bytes={} changes_uncached={}",
+        m.servers, m.json_bytes, m.changes_bytes, m.changes_uncached
+    );
     drop(store);
     handle.close().await.expect("closing the store");
     let size = std::fs::metadata(&args.db).map_or(0, |m| m.len());

@@ -477,6 +477,10 @@ report_store() {
 			printf "  %s %7.3f s  %8.0f records/s  appeared=%s updated=%s gone=%s\n", what, v["seconds"], v["records_per_s"], v["appeared"], v["updated"], v["gone"]
 		}
 		/^db_bytes=/ { split($1, a, "="); split($2, b, "="); printf "  store file: %.1f MiB (+ WAL %.1f MiB)\n", a[2] / 1048576, b[2] / 1048576 }
+		/^read_model / {
+			for (i = 2; i <= NF; i++) { split($i, kv, "="); m[kv[1]] = kv[2] }
+			printf "  API read model (store/cache.rs): %d servers, %.1f MiB list JSON + %.1f MiB recent changes (%d servers with changes too long to keep)\n", m["servers"], m["json_bytes"] / 1048576, m["changes_bytes"] / 1048576, m["changes_uncached"]
+		}
 	' "$fo"
 	echo "raw output: $fo"
 }

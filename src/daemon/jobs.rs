@@ -423,6 +423,8 @@ impl Runner {
             s.last_run_at = Some(rfc3339(SystemTime::now()));
             s.last_result = Some(result_label.into());
         });
+        // The run's buffers are freed by now but kept by the allocator's per-thread arenas.
+        crate::sys::release_free_memory();
     }
 }
 

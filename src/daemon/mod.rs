@@ -18,6 +18,7 @@
 //! [`SHUTDOWN_DEADLINE`].
 
 pub mod api;
+pub mod cached;
 pub mod jobs;
 pub mod metrics;
 pub mod monitor;

@@ -20,10 +20,13 @@
 //! - [`health`] is the monitor's history: check results, hourly rollups, the health object
 //!   and uptime of each server, and the health side of a server going and coming back;
 //! - [`read`] is [`Reader`], the read-only queries behind the API and `servers --db`.
+//! - [`cache`] is [`ReadModel`], the API's in-memory read model: the writer re-reads each
+//!   server a transaction touched and swaps its entry in before answering.
 //!
 //! The types here leave the HTTP API as JSON unchanged, so their field names are the API's.
 
 pub mod apply;
+pub mod cache;
 pub mod diff;
 pub mod health;
 pub mod id;
@@ -40,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::finding::{Origin, Record};
 use crate::fingerprint::{Transport, Verdict};
 
+pub use self::cache::{Lookup, ModelStats, ReadModel, Selection};
 pub use self::health::{CheckRow, HealthUpdate, Uptime};
 pub use self::id::ServerId;
 pub use self::read::Reader;
@@ -526,6 +530,8 @@ pub enum StoreError {
     Closed,
 }
 
+#[cfg(test)]
+mod cache_tests;
 #[cfg(test)]
 mod health_tests;
 #[cfg(test)]

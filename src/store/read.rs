@@ -42,7 +42,8 @@ struct Inner {
     idle: Mutex<Vec<Connection>>,
 }
 
-const SERVER_COLUMNS: &str = "s.id, s.status, s.first_seen, s.last_seen, s.gone_reason, s.record,
+pub(super) const SERVER_COLUMNS: &str =
+    "s.id, s.status, s.first_seen, s.last_seen, s.gone_reason, s.record,
     (SELECT json_group_array(job) FROM
         (SELECT job FROM server_jobs WHERE server_id = s.id ORDER BY job)), s.uptime";
 
@@ -155,37 +156,7 @@ impl Reader {
     }
 
     fn write_server_json(&self, out: &mut Vec<u8>, raw: &RawServer) -> Result<(), StoreError> {
-        let body = raw
-            .record
-            .trim()
-            .strip_prefix('{')
-            .filter(|b| b.ends_with('}'))
-            .ok_or_else(|| {
-                self.decode("record", format!("server {}: not a JSON object", raw.id))
-            })?;
-        let text = |v: &str| serde_json::to_string(v).unwrap_or_default();
-        out.extend_from_slice(b"{\"id\":");
-        out.extend_from_slice(text(&raw.id).as_bytes());
-        out.extend_from_slice(b",\"status\":");
-        out.extend_from_slice(text(&raw.status).as_bytes());
-        out.extend_from_slice(b",\"first_seen\":");
-        out.extend_from_slice(text(&raw.first_seen).as_bytes());
-        out.extend_from_slice(b",\"last_seen\":");
-        out.extend_from_slice(text(&raw.last_seen).as_bytes());
-        out.extend_from_slice(b",\"jobs\":");
-        out.extend_from_slice(raw.jobs.as_bytes());
-        if let Some(g) = &raw.gone_reason {
-            out.extend_from_slice(b",\"gone_reason\":");
-            out.extend_from_slice(text(g).as_bytes());
-        }
-        // Written by the store itself (serde_json of `Uptime`), so copied as it is.
-        out.extend_from_slice(b",\"uptime\":");
-        out.extend_from_slice(raw.uptime.as_deref().unwrap_or(NO_UPTIME).as_bytes());
-        if body.trim() != "}" {
-            out.push(b',');
-        }
-        out.extend_from_slice(body.as_bytes());
-        Ok(())
+        server_json_into(out, raw).map_err(|detail| self.decode("record", detail))
     }
 
     /// One server and its last [`RECENT_CHANGES`] changes, newest first.
@@ -201,15 +172,11 @@ impl Reader {
                 return Ok(None);
             };
             let server = self.server_from(raw)?;
-            let mut st = conn
-                .prepare_cached(
-                    "SELECT seq, at, server_id, kind, detail FROM changes
-                     WHERE server_id = ?1 ORDER BY seq DESC LIMIT ?2",
-                )
-                .map_err(self.sqlite("reading a server's changes"))?;
             let changes = self.collect_changes(
-                st.query_map(params![id, RECENT_CHANGES as i64], raw_change)
-                    .map_err(self.sqlite("reading a server's changes"))?,
+                recent_raw_changes(conn, id)
+                    .map_err(self.sqlite("reading a server's changes"))?
+                    .into_iter()
+                    .map(Ok),
             )?;
             Ok(Some((server, changes)))
         })
@@ -442,20 +409,45 @@ impl Reader {
         let mut out = Vec::new();
         for row in rows {
             let raw = row.map_err(self.sqlite("reading changes"))?;
-            let kind = ChangeKind::parse(&raw.kind)
-                .ok_or_else(|| self.decode("change kind", format!("{:?}", raw.kind)))?;
-            let detail = serde_json::from_str(&raw.detail)
-                .map_err(|e| self.decode("change detail", format!("seq {}: {e}", raw.seq)))?;
-            out.push(Change {
-                seq: raw.seq,
-                at: raw.at,
-                server_id: raw.server_id,
-                kind,
-                detail,
-            });
+            out.push(change_from(raw).map_err(|(what, detail)| self.decode(what, detail))?);
         }
         Ok(out)
     }
+}
+
+/// Append one server's list JSON to `out`: its inventory fields, then its stored record's
+/// fields (shared by [`Reader::servers_json`] and the read model, so both write the same
+/// bytes). The error is the decode detail.
+pub(super) fn server_json_into(out: &mut Vec<u8>, raw: &RawServer) -> Result<(), String> {
+    let body = raw
+        .record
+        .trim()
+        .strip_prefix('{')
+        .filter(|b| b.ends_with('}'))
+        .ok_or_else(|| format!("server {}: not a JSON object", raw.id))?;
+    let text = |v: &str| serde_json::to_string(v).unwrap_or_default();
+    out.extend_from_slice(b"{\"id\":");
+    out.extend_from_slice(text(&raw.id).as_bytes());
+    out.extend_from_slice(b",\"status\":");
+    out.extend_from_slice(text(&raw.status).as_bytes());
+    out.extend_from_slice(b",\"first_seen\":");
+    out.extend_from_slice(text(&raw.first_seen).as_bytes());
+    out.extend_from_slice(b",\"last_seen\":");
+    out.extend_from_slice(text(&raw.last_seen).as_bytes());
+    out.extend_from_slice(b",\"jobs\":");
+    out.extend_from_slice(raw.jobs.as_bytes());
+    if let Some(g) = &raw.gone_reason {
+        out.extend_from_slice(b",\"gone_reason\":");
+        out.extend_from_slice(text(g).as_bytes());
+    }
+    // Written by the store itself (serde_json of `Uptime`), so copied as it is.
+    out.extend_from_slice(b",\"uptime\":");
+    out.extend_from_slice(raw.uptime.as_deref().unwrap_or(NO_UPTIME).as_bytes());
+    if body.trim() != "}" {
+        out.push(b',');
+    }
+    out.extend_from_slice(body.as_bytes());
+    Ok(())
 }
 
 fn connect(path: &Path) -> Result<Connection, StoreError> {
@@ -469,18 +461,18 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-struct RawServer {
-    id: String,
-    status: String,
-    first_seen: String,
-    last_seen: String,
-    gone_reason: Option<String>,
-    record: String,
-    jobs: String,
-    uptime: Option<String>,
+pub(super) struct RawServer {
+    pub(super) id: String,
+    pub(super) status: String,
+    pub(super) first_seen: String,
+    pub(super) last_seen: String,
+    pub(super) gone_reason: Option<String>,
+    pub(super) record: String,
+    pub(super) jobs: String,
+    pub(super) uptime: Option<String>,
 }
 
-fn raw_server(r: &Row<'_>) -> rusqlite::Result<RawServer> {
+pub(super) fn raw_server(r: &Row<'_>) -> rusqlite::Result<RawServer> {
     Ok(RawServer {
         id: r.get(0)?,
         status: r.get(1)?,
@@ -493,7 +485,7 @@ fn raw_server(r: &Row<'_>) -> rusqlite::Result<RawServer> {
     })
 }
 
-struct RawChange {
+pub(super) struct RawChange {
     seq: i64,
     at: String,
     server_id: String,
@@ -508,6 +500,31 @@ fn raw_change(r: &Row<'_>) -> rusqlite::Result<RawChange> {
         server_id: r.get(2)?,
         kind: r.get(3)?,
         detail: r.get(4)?,
+    })
+}
+
+/// The last [`RECENT_CHANGES`] changes of server `id`, newest first, as stored.
+pub(super) fn recent_raw_changes(conn: &Connection, id: &str) -> rusqlite::Result<Vec<RawChange>> {
+    conn.prepare_cached(
+        "SELECT seq, at, server_id, kind, detail FROM changes
+         WHERE server_id = ?1 ORDER BY seq DESC LIMIT ?2",
+    )?
+    .query_map(params![id, RECENT_CHANGES as i64], raw_change)?
+    .collect()
+}
+
+/// A stored change decoded; the error names the value and why.
+pub(super) fn change_from(raw: RawChange) -> Result<Change, (&'static str, String)> {
+    let kind =
+        ChangeKind::parse(&raw.kind).ok_or_else(|| ("change kind", format!("{:?}", raw.kind)))?;
+    let detail = serde_json::from_str(&raw.detail)
+        .map_err(|e| ("change detail", format!("seq {}: {e}", raw.seq)))?;
+    Ok(Change {
+        seq: raw.seq,
+        at: raw.at,
+        server_id: raw.server_id,
+        kind,
+        detail,
     })
 }
 

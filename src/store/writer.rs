@@ -5,7 +5,9 @@
 //! runtime so that it can `select!` on the bounded command queue and its tickers, and calls
 //! rusqlite inline: nothing else writes, so there are no lock races and no `SQLITE_BUSY`
 //! storms. Each command is one transaction; its changes are published on the broadcast only
-//! after `commit` returns, in seq order.
+//! after `commit` returns, in seq order. Before that, and before the caller is answered, the
+//! servers the transaction touched are re-read into the API's read model
+//! ([`super::cache`]).
 //!
 //! **Faults.** A write that fails for a reason the disk can recover from (full, read-only,
 //! I/O error, locked by someone else) is not lost: the command is kept in memory, in order,
@@ -23,7 +25,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rusqlite::ffi::ErrorCode;
@@ -32,6 +34,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use super::apply::{self, Applied, Op};
+use super::cache::{self, ReadModel, Touched};
 use super::health::HealthUpdate;
 use super::lock::LockFile;
 use super::{
@@ -98,6 +101,7 @@ pub struct Store {
     changes: broadcast::Sender<Change>,
     status: watch::Receiver<WriterStatus>,
     path: Arc<PathBuf>,
+    model: Arc<ReadModel>,
 }
 
 /// Waits for the writer to drain its queue, commit and exit.
@@ -149,6 +153,11 @@ impl Store {
         }
         prune(&mut conn, &path, opts.retention);
         let next_run = apply::next_run_id(&conn).map_err(sqlite("reading the next run id"))?;
+        let model = Arc::new(ReadModel::load(&conn).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the API's read model could not be built; the API reads SQLite until it is");
+            ReadModel::unready()
+        }));
+        let touched = cache::watch(&conn).map_err(sqlite("watching writes for the read model"))?;
 
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
         let (changes, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -174,6 +183,8 @@ impl Store {
             changes: changes.clone(),
             status: status_tx,
             last_write: Instant::now(),
+            model: model.clone(),
+            touched,
             _lock: lock,
         };
         std::thread::Builder::new()
@@ -191,6 +202,7 @@ impl Store {
             changes,
             status,
             path: Arc::new(path),
+            model,
         };
         let handle = WriterHandle {
             close: Some(close_tx),
@@ -309,6 +321,12 @@ impl Store {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The in-memory read model the writer keeps coherent with every commit (see
+    /// [`super::cache`]); the API answers from it.
+    pub fn read_model(&self) -> &Arc<ReadModel> {
+        &self.model
+    }
 }
 
 impl WriterHandle {
@@ -341,6 +359,10 @@ struct Writer {
     changes: broadcast::Sender<Change>,
     status: watch::Sender<WriterStatus>,
     last_write: Instant,
+    /// Updated after every transaction, before its caller hears of it.
+    model: Arc<ReadModel>,
+    /// The rows the current transaction touched (the update hook's notes).
+    touched: Arc<Mutex<Touched>>,
     /// Held for the writer's life: dropping it lets another daemon in.
     _lock: LockFile,
 }
@@ -377,6 +399,7 @@ impl Writer {
                 _ = retry.tick() => self.tick(),
                 _ = retention.tick() => {
                     prune(&mut self.conn, &self.path, self.retention);
+                    self.model.sync(&self.conn, &self.touched);
                     // Keeps the planner's statistics current as the inventory grows.
                     if let Err(e) = self.conn.execute_batch("PRAGMA optimize") {
                         tracing::debug!(error = %e, "PRAGMA optimize failed");
@@ -453,7 +476,11 @@ impl Writer {
 
     /// Apply one op; on success publish its changes and note the store writable.
     fn commit(&mut self, op: &Op) -> rusqlite::Result<Applied> {
-        let applied = apply::apply(&mut self.conn, op, self.gone_after)?;
+        let applied = apply::apply(&mut self.conn, op, self.gone_after);
+        // Before the caller is answered and the changes are published (rolled back or not:
+        // re-reading the touched rows is always right).
+        self.model.sync(&self.conn, &self.touched);
+        let applied = applied?;
         self.last_write = Instant::now();
         for c in applied.changes() {
             // No subscriber is fine: the change is in the table.
