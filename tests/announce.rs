@@ -126,6 +126,40 @@ fn an_mdns_announcement_with_only_an_aaaa_record_is_found_over_ff02_fb() {
     );
 }
 
+/// The JSON lines of a running `watch`, read on a thread.
+struct WatchEvents(std::sync::mpsc::Receiver<Value>);
+
+impl WatchEvents {
+    fn follow(watch: &mut std::process::Child) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Value>();
+        let out = watch.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Self(rx)
+    }
+
+    /// The next event named `want` (others are skipped), within 20 s.
+    fn next(&self, want: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ev = self
+                .0
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {want} event within 20 s"));
+            eprintln!("watch event: {ev}");
+            if ev["event"] == want {
+                return ev;
+            }
+        }
+    }
+}
+
 #[test]
 fn watch_reports_announcements_and_goodbyes() {
     if !ready("watch_reports_announcements_and_goodbyes") {
@@ -140,29 +174,9 @@ fn watch_reports_announcements_and_goodbyes() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    let out = watch.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let events = WatchEvents::follow(&mut watch);
     let _watch = Reaped(watch);
-    let next = |want: &str| -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ev = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {want} event within 20 s"));
-            eprintln!("watch event: {ev}");
-            if ev["event"] == want {
-                return ev;
-            }
-        }
-    };
+    let next = |want: &str| events.next(want);
     let ev = next("appeared");
     assert_eq!(
         (ev["name"].as_str(), ev["port"].as_u64()),
@@ -193,29 +207,9 @@ fn watch_reports_gone_for_a_service_announced_while_it_starts_and_withdrawn_at_o
     // that revives the instance in mdns-sd's cache. watch verifies each new instance
     // (RFC 6762 §10.4), so the goodbye still ends in `gone`.
     publisher.cmd("announce r1 _mcp._tcp.local. 10.99.0.11 9000 path=/mcp");
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    let out = watch.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let events = WatchEvents::follow(&mut watch);
     let _watch = Reaped(watch);
-    let next = |want: &str| -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ev = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {want} event within 20 s"));
-            eprintln!("watch event: {ev}");
-            if ev["event"] == want {
-                return ev;
-            }
-        }
-    };
+    let next = |want: &str| events.next(want);
     let ev = next("appeared");
     assert_eq!(ev["name"], "r1._mcp._tcp.local.", "{ev}");
     // Withdrawn right after it appeared.

@@ -98,20 +98,8 @@ fn icmp_discovery_in_a_namespace_skips_dead_hosts() {
     assert_eq!(s["hosts_up"], 4, "{s}");
     assert_eq!(s["skipped_host_down"], (256 - 4) * 3, "{s}");
     assert_eq!(s["probes_done"], 256 * 3);
-    let mut found: Vec<(String, u64)> = doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["ip"].as_str().unwrap().to_string(),
-                f["port"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    found.sort();
     assert_eq!(
-        found,
+        open_pairs(&doc),
         [
             ("10.99.0.11".to_string(), 8000),
             ("10.99.0.12".to_string(), 3000)
