@@ -308,8 +308,14 @@ fn hostile_servers_fail_within_the_cap_and_the_timeout() {
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     let (code, doc, elapsed) = check(&["http://127.97.3.2:8000/mcp", "--timeout", "2s"]);
     assert_eq!(code, 1, "{doc:#}");
+    // The step that hung is named, whichever deadline ended it first: the request's
+    // ("initialize: no complete response within …") or, on a loaded machine, the whole
+    // check's ("timeout: initialize got no answer within 2s").
     let msg = doc["checks"][0]["message"].as_str().unwrap();
-    assert!(msg.starts_with("initialize: "), "{msg}");
+    assert!(
+        msg.starts_with("initialize: ") || msg.starts_with("timeout: initialize "),
+        "{msg}"
+    );
     assert!(elapsed < Duration::from_secs(9), "{elapsed:?}");
 }
 
