@@ -382,7 +382,9 @@ fn classify(e: &reqwest::Error, scheme: &str, waited: Duration) -> HttpError {
         return HttpError::Tls(chain);
     }
     if e.is_connect() {
-        return HttpError::Connect(chain);
+        // The innermost cause says it ("Connection refused (os error 111)"); the layers
+        // above it repeat the URL and "error sending request".
+        return HttpError::Connect(root_cause(e));
     }
     if lower.contains("connection closed before message completed")
         || lower.contains("incomplete message")
@@ -390,6 +392,15 @@ fn classify(e: &reqwest::Error, scheme: &str, waited: Duration) -> HttpError {
         return HttpError::NotHttp(chain);
     }
     HttpError::Other(chain)
+}
+
+/// The innermost source of an error, the one that names what happened.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(s) = cur.source() {
+        cur = s;
+    }
+    cur.to_string()
 }
 
 /// The error and its sources, joined: reqwest's top-level message alone says little.
