@@ -50,6 +50,7 @@ pub mod discover;
 pub mod finding;
 pub mod fingerprint;
 pub mod gather;
+pub mod hash;
 pub mod monitor;
 pub mod output;
 pub mod permute;

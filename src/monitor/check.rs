@@ -415,19 +415,18 @@ pub fn tools_note(tools: &[Tool]) -> String {
     }
     let mut sorted: Vec<&Tool> = tools.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hash = crate::hash::Fnv1a::new();
     for t in sorted {
         for part in [
             t.name.as_str(),
             t.description.as_deref().unwrap_or(""),
             t.input_schema_hash.as_deref().unwrap_or(""),
         ] {
-            for b in part.bytes().chain([0u8]) {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
+            hash.write(part.as_bytes());
+            hash.write(&[0]);
         }
     }
+    let h = hash.finish();
     let n = tools.len();
     format!(
         "{n} tool{}, tools hash {h:016x}",

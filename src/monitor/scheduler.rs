@@ -146,20 +146,10 @@ pub struct Counters {
     pub peak_in_flight: usize,
 }
 
-/// FNV-1a: a stable hash, so a server keeps its phase across restarts.
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 /// The stable phase of a server within an interval.
 pub fn phase(id: &str, interval: Duration) -> Duration {
     let ms = interval.as_millis().max(1) as u64;
-    Duration::from_millis(fnv1a(id) % ms)
+    Duration::from_millis(crate::hash::fnv1a(id.as_bytes()) % ms)
 }
 
 /// The first due time at or after `now` for a pair with this phase, on a grid that started
