@@ -83,10 +83,7 @@ rescan | api | store | all) ;;
 	;;
 *) die "unknown part '$PART' (rescan|api|store|all)" ;;
 esac
-[[ $(id -u) == 0 ]] || die "needs root (network namespaces)"
-[[ $MINUTES =~ ^[0-9]+([.][0-9]+)?$ ]] && awk -v m="$MINUTES" 'BEGIN { exit !(m > 0 && m <= 120) }' ||
-	die "BENCH_MINUTES must be a number of minutes in (0, 120]"
-[[ $SAMPLE_S =~ ^[1-9][0-9]?$ ]] || die "BENCH_SAMPLE_S must be 1..99"
+check_common
 [[ $SERVERS =~ ^[1-9][0-9]{0,6}$ ]] || die "BENCH_SERVERS must be 1..9999999"
 [[ $CONNS =~ ^[1-9][0-9]{0,3}$ && $CONNS -le 200 ]] || die "BENCH_CONNS must be 1..200"
 [[ $WRK_THREADS =~ ^[1-9]$ && $WRK_THREADS -le $CONNS ]] || die "BENCH_WRK_THREADS must be 1..9 and <= BENCH_CONNS"

@@ -65,10 +65,7 @@ load | detect | all) ;;
 	;;
 *) die "unknown part '$PART' (load|detect|all)" ;;
 esac
-[[ $(id -u) == 0 ]] || die "needs root (network namespaces)"
-[[ $MINUTES =~ ^[0-9]+([.][0-9]+)?$ ]] && awk -v m="$MINUTES" 'BEGIN { exit !(m > 0 && m <= 120) }' ||
-	die "BENCH_MINUTES must be a number of minutes in (0, 120]"
-[[ $SAMPLE_S =~ ^[1-9][0-9]?$ ]] || die "BENCH_SAMPLE_S must be 1..99"
+check_common
 [[ $KILLS =~ ^[1-9][0-9]?$ ]] || die "BENCH_KILLS must be 1..99"
 
 ensure_tools() {

@@ -14,6 +14,14 @@ die() {
 	exit 1
 }
 
+# check_common: root, and the settings every daemon benchmark reads (MINUTES, SAMPLE_S)
+check_common() {
+	[[ $(id -u) == 0 ]] || die "needs root (network namespaces)"
+	[[ $MINUTES =~ ^[0-9]+([.][0-9]+)?$ ]] && awk -v m="$MINUTES" 'BEGIN { exit !(m > 0 && m <= 120) }' ||
+		die "BENCH_MINUTES must be a number of minutes in (0, 120]"
+	[[ $SAMPLE_S =~ ^[1-9][0-9]?$ ]] || die "BENCH_SAMPLE_S must be 1..99"
+}
+
 # ------------------------------------------------------------------ cleanup
 
 CREATED_NS=()   # namespaces made here (deleted on exit)
