@@ -29,6 +29,7 @@ use crate::plan::{
     self, DiscoverySpec, FingerprintSpec, JobPlan, JobSpec, Shard, DEFAULT_FINGERPRINT_CONCURRENCY,
 };
 use crate::ports::PortList;
+use crate::sinks::plan::{SinkPlan, SinkSpec};
 use crate::target::TargetSpec;
 use crate::units::parse_duration;
 
@@ -129,6 +130,7 @@ struct RawConfig {
     gone_after: Option<Spanned<u32>>,
     jobs: Option<Spanned<Vec<RawJob>>>,
     health: Option<HealthSpec>,
+    sinks: Option<Vec<Spanned<SinkSpec>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -324,6 +326,8 @@ pub struct Config {
     pub jobs: Vec<Job>,
     /// The health monitor (`health:`; every default when the key is absent).
     pub health: HealthPlan,
+    /// The registries fed from the inventory (`sinks:`), in file order.
+    pub sinks: Vec<SinkPlan>,
 }
 
 /// Name of the embedded default config in messages.
@@ -504,6 +508,28 @@ impl Config {
         );
         let names: Vec<String> = h.checks.iter().map(|c| json(&c.name)).collect();
         let _ = writeln!(s, "  # checks: [{}]", names.join(", "));
+        if self.sinks.is_empty() {
+            let _ = writeln!(s, "sinks: []");
+        } else {
+            let _ = writeln!(s, "sinks:");
+        }
+        for k in &self.sinks {
+            let _ = writeln!(s, "  - name: {}", json(&k.name));
+            let _ = writeln!(s, "    type: {}", k.kind.type_name());
+            for (key, value) in crate::sinks::plan::settings_yaml(&k.kind) {
+                let _ = writeln!(s, "    {key}: {value}");
+            }
+            let _ = writeln!(s, "    resync: {}", d(k.resync));
+            let _ = writeln!(s, "    timeout: {}", d(k.timeout));
+            let _ = writeln!(
+                s,
+                "    retry: {{ initial: {}, max: {} }}",
+                d(k.retry_initial),
+                d(k.retry_max)
+            );
+            let _ = writeln!(s, "    concurrency: {}", k.concurrency);
+            let _ = writeln!(s, "    # only {}", k.only.describe());
+        }
         s
     }
 
@@ -754,6 +780,10 @@ impl Validator<'_> {
             }
         }
         let health = HealthPlan::resolve(raw.health.as_ref()).map_err(|i| self.issue(i))?;
+        let sinks = match &raw.sinks {
+            None => Vec::new(),
+            Some(list) => SinkPlan::resolve_all(list).map_err(|i| self.issue(i))?,
+        };
         Ok(Config {
             source: self.file.to_string(),
             api,
@@ -761,6 +791,7 @@ impl Validator<'_> {
             gone_after,
             jobs,
             health,
+            sinks,
         })
     }
 

@@ -61,6 +61,7 @@ pub mod probe;
 pub mod scan;
 pub mod scope;
 pub mod shutdown;
+pub mod sinks;
 pub mod store;
 pub mod sys;
 pub mod target;

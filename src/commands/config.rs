@@ -25,6 +25,9 @@ pub fn run(cmd: &ConfigCommand) -> Result<(), ConfigError> {
             for j in &c.jobs {
                 let _ = writeln!(out, "{}", j.describe());
             }
+            for k in &c.sinks {
+                let _ = writeln!(out, "{}", k.describe());
+            }
             if *print {
                 let _ = out.write_all(c.to_yaml().as_bytes());
             }

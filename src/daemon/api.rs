@@ -91,6 +91,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Server lists built at once (see [`MAX_CONCURRENT_LISTS`]).
     pub lists: Arc<tokio::sync::Semaphore>,
+    /// The sinks' statuses.
+    pub sinks: crate::sinks::SinkBoard,
 }
 
 /// Server lists built at once; each holds its whole result in memory while it is serialized.
@@ -111,6 +113,7 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
         .route("/api/v1/changes/stream", get(stream_changes))
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/jobs", get(list_jobs))
+        .route("/api/v1/sinks", get(list_sinks))
         .route_layer(middleware::from_fn_with_state(
             state.auth.clone(),
             require_read,
@@ -128,7 +131,7 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
         .route("/metrics", get(metrics))
         .merge(reads)
         .merge(writes)
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/servers, /api/v1/changes, /api/v1/runs, /api/v1/jobs, /livez, /readyz, /metrics") })
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/servers, /api/v1/changes, /api/v1/runs, /api/v1/jobs, /api/v1/sinks, /livez, /readyz, /metrics") })
         .layer(middleware::from_fn_with_state(observed, observe))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -619,6 +622,34 @@ async fn list_runs(
 async fn list_jobs(State(st): State<AppState>) -> Response {
     let jobs = st.jobs.statuses();
     Json(json!({ "jobs": jobs, "count": jobs.len() })).into_response()
+}
+
+/// Each sink's status with its latest dead letters (newest first).
+async fn list_sinks(State(st): State<AppState>) -> Response {
+    let statuses = st.sinks.snapshot();
+    let names: Vec<String> = statuses.iter().map(|s| s.name.clone()).collect();
+    let letters = read(&st.reader, move |r| {
+        names
+            .iter()
+            .map(|n| r.dead_letters(n, crate::store::sinks::DEAD_LETTERS_SHOWN))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await;
+    let letters = match letters {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let sinks: Vec<serde_json::Value> = statuses
+        .into_iter()
+        .zip(letters)
+        .map(|(s, (dead, total))| {
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            v["dead_letter_count"] = json!(total);
+            v["dead_letters"] = json!(dead);
+            v
+        })
+        .collect();
+    Json(json!({ "sinks": sinks, "count": sinks.len() })).into_response()
 }
 
 async fn run_job(State(st): State<AppState>, Path(name): Path<String>) -> Response {

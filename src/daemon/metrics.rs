@@ -102,6 +102,8 @@ pub struct Metrics {
     pub check_duration: Family<CheckLabel, Histogram>,
     /// The monitor's view of each server, for the per-server gauges.
     pub health: HealthBoard,
+    /// The `mcp_scout_sink_*` families.
+    pub sinks: crate::sinks::metrics::SinkMetrics,
     registry: Arc<Registry>,
 }
 
@@ -303,6 +305,7 @@ impl Metrics {
         r.register_collector(Box::new(health.clone()));
         r.register_collector(Box::new(Inventory { reader }));
         r.register_collector(Box::new(Process));
+        let sinks = crate::sinks::metrics::SinkMetrics::register(&mut r);
         Self {
             job_runs,
             job_run_duration,
@@ -315,6 +318,7 @@ impl Metrics {
             check_runs,
             check_duration,
             health,
+            sinks,
             registry: Arc::new(r),
         }
     }

@@ -7,7 +7,8 @@
 //!   │                               store (one writer: servers, changes, runs, outbox)
 //!   │                                      │ broadcast of committed changes
 //!   ├──── api.rs (axum, read-only connections) ◀─┤  /api/v1, /metrics, /readyz
-//!   └──── monitor.rs: active servers ──▶ health checks ──▶ record_health ──┘
+//!   ├──── monitor.rs: active servers ──▶ health checks ──▶ record_health ──┘
+//!   └──── sinks.rs: one task per sink, from its cursor in the change feed ──▶ registries
 //! ```
 //!
 //! Start-up: load and validate the config (a bad one exits 2 before anything runs), open
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod schedule;
 pub mod server;
+pub mod sinks;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -40,11 +42,15 @@ use jobs::{Context, Jobs};
 use metrics::{Metrics, ResultLabel};
 use monitor::Monitor;
 use server::ServeLimits;
+use sinks::Sinks;
 
 /// Everything stops within this after SIGTERM.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 /// Time jobs get to record their interrupted runs.
 const JOBS_DEADLINE: Duration = Duration::from_secs(5);
+/// Time sinks get to save their cursors at shutdown (a sink in the middle of a request
+/// ends it at its own timeout or here, whichever is first).
+const SINKS_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Why the daemon could not start (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +108,12 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         metrics: metrics.clone(),
         shutdown: jobs_stop.clone(),
     }));
+    let sink_cx = crate::sinks::runner::Context {
+        store: store.clone(),
+        reader: reader.clone(),
+        board: crate::sinks::SinkBoard::default(),
+        metrics: metrics.sinks.clone(),
+    };
     let ready = Arc::new(Readiness::default());
     let auth = Arc::new(RwLock::new(Auth {
         token: cfg.api.token.clone(),
@@ -118,6 +130,7 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         ready: ready.clone(),
         shutdown: api_stop.clone(),
         lists: Arc::new(tokio::sync::Semaphore::new(api::MAX_CONCURRENT_LISTS)),
+        sinks: sink_cx.board.clone(),
     };
     let router = api::router(state, cfg.api.body_limit as usize, cfg.api.request_timeout);
     let limits = ServeLimits {
@@ -132,6 +145,8 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         metrics: metrics.clone(),
     };
     let health = Monitor::start(cfg.health.clone(), &monitor_cx, &jobs_stop);
+    let sinks_stop = CancellationToken::new();
+    let running_sinks = Sinks::start(&cfg.sinks, &sink_cx, &sinks_stop);
     ready.scheduler.store(true, Ordering::Relaxed);
     tracing::info!("ready: API on http://{}", cfg.api.listen);
 
@@ -144,6 +159,9 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         monitor: Some(health),
         monitor_cx,
         monitor_stop: jobs_stop.clone(),
+        sinks: Some(running_sinks),
+        sink_cx,
+        sinks_stop: sinks_stop.clone(),
     };
     let reloader_stop = CancellationToken::new();
     let reloader = tokio::spawn(reload.run(reloader_stop.clone()));
@@ -155,11 +173,22 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
     reloader_stop.cancel();
     api_stop.cancel();
     jobs_stop.cancel();
-    // The reloader hands back the monitor it runs, to stop it in order.
-    if let Ok(Ok(Some(m))) = tokio::time::timeout(JOBS_DEADLINE, reloader).await {
+    // The reloader hands back the monitor and sinks it runs, to stop them in order.
+    let running = tokio::time::timeout(JOBS_DEADLINE, reloader).await;
+    let (monitor, sinks) = match running {
+        Ok(Ok((m, s))) => (m, s),
+        _ => (None, None),
+    };
+    if let Some(m) = monitor {
         m.stop(JOBS_DEADLINE).await;
     }
     jobs.shutdown(JOBS_DEADLINE).await;
+    // Sinks stop after the jobs and the monitor, so the last changes they committed are
+    // still delivered when the registry answers quickly; their cursors are saved either way.
+    if let Some(s) = sinks {
+        s.stop(SINKS_DEADLINE).await;
+    }
+    sinks_stop.cancel();
     drop(jobs);
     let _ = tokio::time::timeout_at(deadline, api_task).await;
     drop(store);
@@ -183,34 +212,59 @@ struct Reload {
     monitor: Option<Monitor>,
     monitor_cx: monitor::Context,
     monitor_stop: CancellationToken,
+    /// The running sinks, restarted when `sinks:` changes.
+    sinks: Option<Sinks>,
+    sink_cx: crate::sinks::runner::Context,
+    sinks_stop: CancellationToken,
 }
 
+/// What the reloader hands back at shutdown: the monitor and sinks it runs.
+type Running = (Option<Monitor>, Option<Sinks>);
+
 impl Reload {
-    /// Reload on each SIGHUP until `stop`; hands back the monitor it runs.
-    async fn run(mut self, stop: CancellationToken) -> Option<Monitor> {
+    /// Reload on each SIGHUP until `stop`; hands back the monitor and sinks it runs.
+    async fn run(mut self, stop: CancellationToken) -> Running {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
             tracing::warn!("cannot listen for SIGHUP; reload by restarting");
             stop.cancelled().await;
-            return self.monitor.take();
+            return (self.monitor.take(), self.sinks.take());
         };
         loop {
             tokio::select! {
-                () = stop.cancelled() => return self.monitor.take(),
-                s = hup.recv() => if s.is_none() { stop.cancelled().await; return self.monitor.take() },
+                () = stop.cancelled() => return (self.monitor.take(), self.sinks.take()),
+                s = hup.recv() => if s.is_none() { stop.cancelled().await; return (self.monitor.take(), self.sinks.take()) },
             }
-            if let Some(health) = self.once() {
+            let Some((health, sinks_changed)) = self.once() else {
+                continue;
+            };
+            if let Some(health) = health {
                 if let Some(old) = self.monitor.take() {
                     old.stop(JOBS_DEADLINE).await;
                 }
                 self.monitor = Some(Monitor::start(health, &self.monitor_cx, &self.monitor_stop));
                 tracing::info!("SIGHUP: the health monitor restarted with the new health: section");
             }
+            if sinks_changed {
+                if let Some(old) = self.sinks.take() {
+                    old.stop(SINKS_DEADLINE).await;
+                }
+                self.sinks = Some(Sinks::start(
+                    &self.current.sinks,
+                    &self.sink_cx,
+                    &self.sinks_stop,
+                ));
+                tracing::info!(
+                    "SIGHUP: the sinks restarted with the new sinks: section ({} sink(s))",
+                    self.current.sinks.len()
+                );
+            }
         }
     }
 
-    /// Apply the config file once; returns the new `health:` plan when it changed.
-    fn once(&mut self) -> Option<crate::monitor::plan::HealthPlan> {
+    /// Apply the config file once. `None` when nothing was applied; otherwise the new
+    /// `health:` plan when it changed, and whether `sinks:` changed.
+    fn once(&mut self) -> Option<(Option<crate::monitor::plan::HealthPlan>, bool)> {
         let count = |result: &str| {
             self.metrics
                 .config_reloads
@@ -255,7 +309,11 @@ impl Reload {
         );
         count("ok");
         let health_changed = new.health != self.current.health;
+        let sinks_changed = new.sinks != self.current.sinks;
         self.current = new;
-        health_changed.then(|| self.current.health.clone())
+        Some((
+            health_changed.then(|| self.current.health.clone()),
+            sinks_changed,
+        ))
     }
 }

@@ -63,6 +63,10 @@ pub(crate) enum Op {
         update: Box<HealthUpdate>,
         at: String,
     },
+    Sink {
+        op: super::sinks::SinkOp,
+        at: String,
+    },
     /// The tiny write that keeps `writable` truthful when idle.
     Heartbeat {
         at: String,
@@ -113,6 +117,10 @@ pub(crate) fn apply(conn: &mut Connection, op: &Op, gone_after: u32) -> rusqlite
         }
         Op::Forget { id, at } => Applied::Changes(forget(&tx, id, at)?),
         Op::RecordHealth { update, at } => Applied::Changes(health::record(&tx, update, at)?),
+        Op::Sink { op, at } => {
+            super::sinks::apply(&tx, op, at)?;
+            Applied::Nothing
+        }
         Op::Heartbeat { at } => {
             tx.execute(
                 "INSERT INTO meta (k, v) VALUES ('heartbeat', ?1)
@@ -557,6 +565,7 @@ pub(crate) struct Pruned {
     pub(crate) servers: usize,
     pub(crate) checks: usize,
     pub(crate) rollups: usize,
+    pub(crate) dead_letters: usize,
 }
 
 /// Delete changes, finished runs, check results and gone servers older than `cutoff` (an
@@ -582,6 +591,7 @@ pub(crate) fn prune(
             "DELETE FROM check_rollups WHERE hour < ?1",
             [health::hour_of(rollup_cutoff)],
         )?,
+        dead_letters: tx.execute("DELETE FROM sink_dead_letters WHERE at < ?1", [cutoff])?,
     };
     tx.commit()?;
     Ok(out)

@@ -20,6 +20,8 @@
 //! - [`health`] is the monitor's history: check results, hourly rollups, the health object
 //!   and uptime of each server, and the health side of a server going and coming back;
 //! - [`read`] is [`Reader`], the read-only queries behind the API and `servers --db`.
+//! - [`sinks`] is the sinks' side of the store: their cursors over the change feed (the
+//!   outbox), the ids each lists, and their dead letters.
 //! - [`cache`] is [`ReadModel`], the API's in-memory read model: the writer re-reads each
 //!   server a transaction touched and swaps its entry in before answering.
 //!
@@ -33,6 +35,7 @@ pub mod id;
 pub mod lock;
 pub mod read;
 pub mod schema;
+pub mod sinks;
 pub mod writer;
 
 use std::path::PathBuf;
@@ -189,6 +192,24 @@ pub struct StoredServer {
     /// The latest record, with `origins` and `announced_as` accumulated while active.
     #[serde(flatten)]
     pub record: Record,
+}
+
+impl StoredServer {
+    /// A server as one scan found it, outside any inventory (`scan --push`): active, first
+    /// and last seen when the record was, found by no job. `None` without an endpoint URL.
+    pub fn from_scan(record: Record) -> Option<Self> {
+        let id = ServerId::from_url(record.url.as_deref()?);
+        Some(Self {
+            id,
+            status: ServerStatus::Active,
+            first_seen: record.seen_at.clone(),
+            last_seen: record.seen_at.clone(),
+            jobs: Vec::new(),
+            gone_reason: None,
+            uptime: Uptime::default(),
+            record,
+        })
+    }
 }
 
 /// A job run's row id.
@@ -537,4 +558,4 @@ mod health_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;

@@ -72,7 +72,7 @@ impl Reader {
     }
 
     /// Run `f` on a pooled connection; a connection that failed is not reused.
-    fn with<T>(
+    pub(super) fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -100,7 +100,7 @@ impl Reader {
         out
     }
 
-    fn sqlite(&self, what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    pub(super) fn sqlite(&self, what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         move |source| StoreError::Sqlite {
             what,
             path: self.inner.path.clone(),
@@ -370,7 +370,7 @@ impl Reader {
         })
     }
 
-    fn decode(&self, what: &'static str, detail: String) -> StoreError {
+    pub(super) fn decode(&self, what: &'static str, detail: String) -> StoreError {
         StoreError::Decode {
             what,
             path: self.inner.path.clone(),
@@ -378,7 +378,7 @@ impl Reader {
         }
     }
 
-    fn server_from(&self, raw: RawServer) -> Result<StoredServer, StoreError> {
+    pub(super) fn server_from(&self, raw: RawServer) -> Result<StoredServer, StoreError> {
         let record: Record = serde_json::from_str(&raw.record)
             .map_err(|e| self.decode("record", format!("server {}: {e}", raw.id)))?;
         let jobs: Vec<String> = serde_json::from_str(&raw.jobs)

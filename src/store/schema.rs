@@ -156,6 +156,40 @@ CREATE TABLE check_rollups (
 CREATE INDEX check_rollups_by_hour ON check_rollups (hour);
 "#,
     ),
+    // 3 (issue 9): sinks. The change feed is the outbox; each sink keeps its cursor (the
+    // last seq it delivered) and state here, the ids it lists (what it may remove), and the
+    // deliveries its registry refused for good.
+    M::up(
+        r#"
+CREATE TABLE sink_state (
+    sink         TEXT PRIMARY KEY,
+    type         TEXT NOT NULL,
+    cursor       INTEGER NOT NULL,
+    last_success TEXT,
+    last_error   TEXT,
+    last_resync  TEXT,
+    updated_at   TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE sink_entries (
+    sink      TEXT NOT NULL,
+    server_id TEXT NOT NULL,
+    since     TEXT NOT NULL,
+    PRIMARY KEY (sink, server_id)
+) WITHOUT ROWID;
+CREATE TABLE sink_dead_letters (
+    id        INTEGER PRIMARY KEY,
+    sink      TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    server_id TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    at        TEXT NOT NULL,
+    status    INTEGER,
+    error     TEXT NOT NULL
+);
+CREATE INDEX sink_dead_letters_by_sink ON sink_dead_letters (sink, id);
+CREATE INDEX sink_dead_letters_by_at ON sink_dead_letters (at);
+"#,
+    ),
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).

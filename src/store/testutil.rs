@@ -143,3 +143,15 @@ pub(crate) async fn run(store: &Store, job: &str, records: Vec<Record>, end: Run
         .await
         .unwrap()
 }
+
+/// A stored, active server at `http://ip:port/mcp` of `kind`, offering `get_forecast` and
+/// `add` (for the sinks' tests).
+pub(crate) fn stored(ip: &str, port: u16, kind: Verdict) -> super::StoredServer {
+    let mut r = mcp(
+        ip,
+        port,
+        vec![tool("get_forecast", "h1"), tool("add", "h2")],
+    );
+    r.kind = Some(kind);
+    super::StoredServer::from_scan(r).unwrap()
+}

@@ -89,6 +89,7 @@ enum Request {
     MarkGone { id: String, reason: String },
     Forget { id: String },
     RecordHealth { update: Box<HealthUpdate> },
+    Sink { op: super::sinks::SinkOp },
 }
 
 type Reply = oneshot::Sender<Result<Applied, StoreError>>;
@@ -302,6 +303,16 @@ impl Store {
         }
     }
 
+    /// Save a sink's progress or a dead letter (see [`super::sinks`]). While the store is
+    /// not writable the write is kept and retried like any other: the answer is then
+    /// [`StoreError::Queued`], which a sink treats as saved.
+    pub async fn sink(&self, op: super::sinks::SinkOp) -> Result<(), StoreError> {
+        match self.ask(Request::Sink { op }).await {
+            Ok(_) | Err(StoreError::Queued { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every change committed from now on, once each, in seq order.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
@@ -437,6 +448,7 @@ impl Writer {
                 "recording a health check",
                 None,
             ),
+            Request::Sink { op } => (Op::Sink { op, at }, "saving a sink's progress", None),
         };
         let queued = |reason: String| match early {
             Some(run) => Ok(Applied::Run(run)),
@@ -628,6 +640,7 @@ fn prune(conn: &mut Connection, path: &Path, retention: Duration) {
                 servers = p.servers,
                 checks = p.checks,
                 rollups = p.rollups,
+                dead_letters = p.dead_letters,
                 path = %path.display(),
                 "retention deleted old history"
             );
