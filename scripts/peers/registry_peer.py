@@ -248,6 +248,7 @@ def main() -> int:
             stop()
             return 1
         time.sleep(HEALTH_POLL_INTERVAL)
+    log(f"{args.name} answered {base}/health after {time.monotonic() - started:.2f} s (data {data})")
     try:
         if args.auth is not None:
             user, password = args.auth.split(":", 1)
@@ -257,7 +258,7 @@ def main() -> int:
         log(f"{args.name}: setup after start failed: {e}")
         stop()
         return 1
-    log(f"{args.name} healthy at {base} after {time.monotonic() - started:.2f} s (data {data})")
+    log(f"{args.name} ready after {time.monotonic() - started:.2f} s")
     sys.stdout.write(f"READY {auth}\n")
     if token is not None:
         sys.stdout.write(f"TOKEN {token}\n")
