@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use super::plan::{SinkPlan, DEFAULT_ETCD_LEASE_TTL, DEFAULT_ETCD_PREFIX};
+use super::plan::{SinkPlan, DEFAULT_ETCD_PREFIX};
 use super::{build, Sink, SinkError, SinkKind, Visitor};
 use crate::store::{Change, ChangeKind, StoredServer};
 
@@ -73,7 +73,9 @@ pub fn parse(value: &str) -> Result<SinkPlan, PushSpecError> {
         "etcd" => SinkKind::Etcd {
             endpoints: target.split(',').map(|t| url(t.trim())).collect::<Result<_, _>>()?,
             prefix: DEFAULT_ETCD_PREFIX.into(),
-            lease_ttl: DEFAULT_ETCD_LEASE_TTL,
+            // Zero: no lease. A push has no daemon to keep one alive, so its entries would
+            // vanish a minute later; they stay until deleted instead.
+            lease_ttl: std::time::Duration::ZERO,
             user: None,
         },
         "server-json" => SinkKind::ServerJson { dir: target.into() },
@@ -185,8 +187,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("is not an http:// or https:// URL"));
-        assert!(parse("nope=x").unwrap_err().to_string().contains("\"nope\" is not a push type"));
-        assert!(parse("contextforge=http://g:1").unwrap_err().to_string().contains("needs a token"));
-        assert!(parse("server-json=").unwrap_err().to_string().contains("no target"));
+        assert!(parse("nope=x")
+            .unwrap_err()
+            .to_string()
+            .contains("\"nope\" is not a push type"));
+        assert!(parse("contextforge=http://g:1")
+            .unwrap_err()
+            .to_string()
+            .contains("needs a token"));
+        assert!(parse("server-json=")
+            .unwrap_err()
+            .to_string()
+            .contains("no target"));
     }
 }
