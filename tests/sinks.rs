@@ -137,3 +137,88 @@ fn undelivered_changes_survive_a_failing_sink_and_kill_9_and_nothing_is_doubled(
     let (code, _) = d.stop();
     assert_eq!(code, Some(0));
 }
+
+/// Three daemons on three "nodes" (network namespaces of one test LAN, as a DaemonSet's
+/// pods) find the same real MCP server and feed one real MCP Mesh registry: it lists the
+/// server once, healthy, and keeps it healthy (no flapping) while all three heartbeat it;
+/// when the server stops, every daemon removes it.
+#[test]
+fn three_daemons_on_three_nodes_converge_on_one_healthy_mesh_entry() {
+    if !(common::require_root("three_daemons_converge") && require_peers("three_daemons_converge"))
+    {
+        return;
+    }
+    let net = common::Testnet::up(5, &[]);
+    let mut server = Some(net.peer("h1", "py1-streamable", "10.99.0.11", 8000, None));
+    let _registry = net.peer("h2", "mesh-registry", "10.99.0.12", 18000, None);
+    let registry: SocketAddr = "10.99.0.12:18000".parse().unwrap();
+    let reg_ns = net.ns("h2");
+    let api: SocketAddr = "127.0.0.1:9464".parse().unwrap();
+    let mut daemons = Vec::new();
+    for (i, node) in ["h3", "h4", "h5"].iter().enumerate() {
+        let dir = Scratch::new(&format!("sinks-node{i}"));
+        let cfg = dir.path("config.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "api: {{ listen: \"{api}\", token: {} }}\nstore: {{ path: \"{}\" }}\ngone_after: 2\n\
+                 jobs:\n  - {{ name: lan, targets: [10.99.0.11], ports: \"8000\", interval: 3s, jitter: 0% }}\n\
+                 health: {{ interval: 2s, timeout: 2s, unhealthy_threshold: 2, healthy_threshold: 1 }}\n\
+                 sinks:\n  - {{ name: mesh, type: mcp-mesh, url: \"http://{registry}\", heartbeat: 2s }}\n",
+                common::daemon::TOKEN,
+                dir.path("inventory.db").display()
+            ),
+        )
+        .unwrap();
+        let cmd = net.daemon_command(node, &cfg);
+        let d = Daemon::start_in(cmd, &net.ns(node), dir.path("daemon.log"), api);
+        daemons.push((dir, d));
+    }
+    let agents = || {
+        let (code, v) = common::daemon::get_json_in(Some(&reg_ns), registry, "/agents");
+        assert_eq!(code, 200, "{v}");
+        v["agents"].as_array().cloned().unwrap_or_default()
+    };
+    let start = Instant::now();
+    loop {
+        let a = agents();
+        if a.len() == 1 && a[0]["status"] == "healthy" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no single healthy entry: {a:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let id = agents()[0]["id"].as_str().unwrap().to_string();
+    for (_, d) in &daemons {
+        let (_, v) = d.get_json("/api/v1/servers");
+        assert_eq!(v["servers"][0]["id"], id.as_str(), "the same id everywhere");
+    }
+    // 30 s, longer than Mesh's ~20 s unhealthy timeout: listed once, healthy every time.
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(30) {
+        let a = agents();
+        assert_eq!(a.len(), 1, "listed once: {a:?}");
+        assert_eq!(a[0]["status"], "healthy", "no flapping: {a:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    server.take();
+    let start = Instant::now();
+    loop {
+        let a = agents();
+        if a.iter().all(|x| x["status"] != "healthy") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "still healthy after the server stopped: {a:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for (_, d) in daemons {
+        let (code, _) = d.stop();
+        assert_eq!(code, Some(0));
+    }
+}
