@@ -33,6 +33,7 @@
 //! [`board`] and [`metrics`] what the API and `/metrics` show, [`runner`] the task.
 
 pub mod board;
+pub mod etcd;
 pub mod files;
 pub mod http;
 pub mod metrics;
@@ -187,6 +188,16 @@ pub fn is_active(server: &StoredServer) -> bool {
 /// The tag, metadata value and key prefix that mark an entry as ours in every registry.
 pub const OURS: &str = "mcp-scout";
 
+/// This machine's host name (`localhost` when it cannot be read): how a sink names this
+/// daemon in what it writes (etcd's `scanner`, the webhook's `source`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// Start the sink `plan` describes as a task under `stop`.
 pub fn spawn(
     plan: SinkPlan,
@@ -196,6 +207,22 @@ pub fn spawn(
     Ok(match &plan.kind {
         SinkKind::ServerJson { dir } => {
             let sink = server_json::ServerJson::new(dir.clone());
+            tokio::spawn(runner::run(sink, plan, cx, stop))
+        }
+        SinkKind::Etcd {
+            endpoints,
+            prefix,
+            lease_ttl,
+            user,
+        } => {
+            let settings = etcd::Settings {
+                endpoints: endpoints.clone(),
+                prefix: prefix.clone(),
+                lease_ttl: *lease_ttl,
+                user: user.clone(),
+                scanner: etcd::scanner_name(),
+            };
+            let sink = etcd::Etcd::new(settings, plan.timeout)?;
             tokio::spawn(runner::run(sink, plan, cx, stop))
         }
         other => {
