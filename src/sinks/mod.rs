@@ -41,6 +41,7 @@ pub mod only;
 pub mod plan;
 pub mod runner;
 pub mod server_json;
+pub mod webhook;
 
 use std::future::Future;
 use std::time::Duration;
@@ -223,6 +224,20 @@ pub fn spawn(
                 scanner: etcd::scanner_name(),
             };
             let sink = etcd::Etcd::new(settings, plan.timeout)?;
+            tokio::spawn(runner::run(sink, plan, cx, stop))
+        }
+        SinkKind::Webhook {
+            url,
+            secret,
+            headers,
+        } => {
+            let settings = webhook::Settings {
+                url: url.clone(),
+                secret: secret.clone(),
+                headers: headers.clone(),
+                source: webhook::source_name(),
+            };
+            let sink = webhook::Webhook::new(settings, plan.timeout)?;
             tokio::spawn(runner::run(sink, plan, cx, stop))
         }
         other => {
