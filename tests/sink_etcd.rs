@@ -281,6 +281,19 @@ fn records_follow_the_inventory_under_a_lease_through_etcd_and_daemon_restarts()
     });
     assert_eq!(sink(&v, "etcd")["state"], "ok", "{v}");
 
+    // 1b. The lease ends under the daemon (revoked here, as an expiry would): etcd drops the
+    // key; the next keep-alive finds no TTL, and a new lease carries the record again.
+    etcd(
+        ETCD,
+        "/v3/lease/revoke",
+        &json!({"ID": lease.to_string()}),
+        None,
+    );
+    wait_keys(Some(&d), ETCD, PREFIX, Duration::from_secs(15), |k| {
+        k.iter()
+            .any(|(name, _, l)| *name == key && *l != 0 && *l != lease)
+    });
+
     // 2. etcd goes down while the server goes; etcd comes back with its data: converges.
     drop(etcd_peer.take());
     drop(mcp.take());
@@ -299,6 +312,56 @@ fn records_follow_the_inventory_under_a_lease_through_etcd_and_daemon_restarts()
 
     // 3. Back: the key is back.
     mcp = Some(start_peers(&[("py1-streamable", "127.0.0.182", 8000)]));
+    run(&d, "lo");
+    wait_keys(Some(&d), ETCD, PREFIX, Duration::from_secs(20), |k| {
+        k.iter().any(|(name, _, _)| *name == key)
+    });
+
+    // 3b. A second daemon on the same prefix finds the same server: its put moves the key
+    // to its lease and scanner. The first daemon forgetting the server leaves the key to
+    // the second; once the second dies, nobody keeps it alive and it expires.
+    let dir_b = Scratch::new("sink-etcd-b");
+    let port_b = free_port();
+    let sinks_b = format!(
+        "sinks:\n  - name: etcd\n    type: etcd\n    endpoints: ['http://{ETCD}']\n    prefix: {PREFIX}\n    lease_ttl: 5s\n    timeout: 2s\n"
+    );
+    let cfg_b = write_config(&dir_b, port_b, &job("lo", "127.0.0.182", "1h"), &sinks_b);
+    let addr_b: SocketAddr = format!("127.0.0.1:{port_b}").parse().unwrap();
+    let b = Daemon::start(&cfg_b, dir_b.path("daemon.log"), addr_b);
+    let scanner_b = format!("{}:{}", hostname(), b.pid());
+    wait_keys(Some(&b), ETCD, PREFIX, Duration::from_secs(30), |k| {
+        k.iter()
+            .any(|(name, v, _)| *name == key && v["scanner"] == scanner_b.as_str())
+    });
+    let (code, body) = d.http(
+        "DELETE",
+        &format!("/api/v1/servers/{id}"),
+        &[("Authorization", &common::daemon::auth())],
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let forgot: Value = serde_json::from_str(&body).unwrap();
+    let upto = forgot["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["seq"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    d.wait_for("/api/v1/sinks", Duration::from_secs(20), |v| {
+        sink(v, "etcd")["cursor"].as_i64().unwrap() >= upto && sink(v, "etcd")["listed"] == 0
+    });
+    let k = keys(ETCD, PREFIX, None);
+    assert!(
+        k.iter()
+            .any(|(name, v, _)| *name == key && v["scanner"] == scanner_b.as_str()),
+        "the first daemon deleted a key the second one wants: {k:?}\n{}",
+        d.logs()
+    );
+    b.kill9();
+    wait_keys(None, ETCD, PREFIX, Duration::from_secs(15), |k| {
+        !k.iter().any(|(name, _, _)| *name == key)
+    });
     run(&d, "lo");
     wait_keys(Some(&d), ETCD, PREFIX, Duration::from_secs(20), |k| {
         k.iter().any(|(name, _, _)| *name == key)

@@ -228,6 +228,34 @@ fn events_are_signed_ordered_retried_dead_lettered_and_survive_kill_9() {
         .iter()
         .all(|r| r["verified"] == true && r["problems"] == Value::Array(vec![])));
 
+    // 2b. A receiver that never answers costs one timeout (3 s) per try, then a retry.
+    control(HOOK, "hang");
+    mcp = Some(start_peers(&[("py1-streamable", MCP_IP, 8000)]));
+    run(&d, "lo");
+    let start = Instant::now();
+    loop {
+        let s = hook_sink(&d);
+        if s["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no answer within") || e.contains("timed out"))
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no timeout: {s}\n{}",
+            d.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    control(HOOK, "ok");
+    let appeared = *change_seqs(&d).last().unwrap();
+    wait_received(&d, HOOK, Duration::from_secs(20), |r| {
+        ids_answered(r, 200).contains(&appeared)
+    });
+    drop(mcp.take());
+    two_runs(&d);
+
     // 3. 422: a dead letter per refused event, shown in /api/v1/sinks; the sink moves on.
     control(HOOK, "status?code=422");
     mcp = Some(start_peers(&[("py1-streamable", MCP_IP, 8000)]));
@@ -279,6 +307,35 @@ fn events_are_signed_ordered_retried_dead_lettered_and_survive_kill_9() {
         recs.iter().all(|r| r["verified"] == true),
         "every event signed"
     );
+
+    // 4b. A server forgotten (deleted from the inventory) has no record left: its gone
+    // event carries the id, `status: gone` and the change.
+    let _mcp = start_peers(&[("py1-streamable", MCP_IP, 8000)]);
+    run(&d, "lo");
+    let (code, body) = d.http(
+        "DELETE",
+        &format!("/api/v1/servers/{id}"),
+        &[("Authorization", &common::daemon::auth())],
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let forgot: Value = serde_json::from_str(&body).unwrap();
+    let gone_seq = forgot["change"]["seq"].as_i64().unwrap();
+    let recs = wait_received(&d, HOOK, Duration::from_secs(20), |r| {
+        ids_answered(r, 200).contains(&gone_seq)
+    });
+    let e = recs
+        .iter()
+        .rev()
+        .find(|r| {
+            r["status"] == 200 && r["body"]["id"].as_str() == Some(gone_seq.to_string().as_str())
+        })
+        .unwrap();
+    assert_eq!(e["body"]["type"], "io.mcp-scout.server.gone", "{e}");
+    assert_eq!(e["body"]["data"]["id"], id.as_str(), "{e}");
+    assert_eq!(e["body"]["data"]["status"], "gone", "{e}");
+    assert_eq!(e["body"]["data"]["change"]["kind"], "gone", "{e}");
+    assert!(e["body"]["data"]["url"].is_null(), "{e}");
 
     // 5. The secret is never shown.
     let out = common::scout(&["config", "check", cfg.to_str().unwrap(), "--print"]);
