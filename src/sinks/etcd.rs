@@ -54,6 +54,8 @@ pub const LIST_PAGE: u64 = 50;
 pub const MAX_LIST_PAGES: usize = 10_000;
 /// etcd's gRPC code for "unauthenticated" (an expired or unknown auth token).
 const CODE_UNAUTHENTICATED: i64 = 16;
+/// etcd's gRPC code for "permission denied" (the user may not touch the key).
+const CODE_PERMISSION_DENIED: i64 = 7;
 /// etcd's gRPC code for "not found" (a put naming a lease that expired).
 const CODE_NOT_FOUND: i64 = 5;
 
@@ -279,20 +281,10 @@ impl Etcd {
             if a.status.is_success() {
                 return Ok(a.json(&what)?);
             }
-            let (code, message) = grpc_error(&a);
-            if code == CODE_UNAUTHENTICATED && self.settings.user.is_some() && attempt == 0 {
-                self.token = None;
-                continue;
+            match judge(&a, &what, self.settings.user.is_some(), attempt == 0) {
+                Some(f) => return Err(f),
+                None => self.token = None,
             }
-            if code == CODE_NOT_FOUND && message.contains("lease not found") {
-                return Err(Fail::LeaseGone);
-            }
-            let quote = if message.is_empty() {
-                a.quote()
-            } else {
-                format!("{message:?}")
-            };
-            return Err(Fail::Sink(http::classify(a.status, &what, &quote)));
         }
         Err(Fail::Sink(SinkError::transient(format!(
             "{what}: etcd keeps refusing the auth token"
@@ -377,6 +369,39 @@ fn grpc_error(a: &Answer) -> (i64, String) {
             v["error"].as_str().unwrap_or_default().to_string(),
         )
     })
+}
+
+/// What a gateway error answer means: `None` to authenticate again and retry (an expired
+/// token, the first time), else the failure.
+fn judge(a: &Answer, what: &str, has_user: bool, first: bool) -> Option<Fail> {
+    let (code, message) = grpc_error(a);
+    if code == CODE_UNAUTHENTICATED && has_user && first {
+        return None;
+    }
+    if code == CODE_NOT_FOUND && message.contains("lease not found") {
+        return Some(Fail::LeaseGone);
+    }
+    if code == CODE_UNAUTHENTICATED
+        || code == CODE_PERMISSION_DENIED
+        || message.contains("user name is empty")
+    {
+        // Every call fails the same way until the config is fixed: retried (the sink
+        // shows failing) rather than a dead letter per change.
+        let fix = if has_user {
+            "check that the user may write the prefix"
+        } else {
+            "etcd's auth is on: set user and password"
+        };
+        return Some(Fail::Sink(SinkError::transient(format!(
+            "{what}: etcd refused the call ({message:?}); {fix}"
+        ))));
+    }
+    let quote = if message.is_empty() {
+        a.quote()
+    } else {
+        format!("{message:?}")
+    };
+    Some(Fail::Sink(http::classify(a.status, what, &quote)))
 }
 
 /// What a gateway error answer says, for messages.
@@ -517,6 +542,61 @@ mod tests {
         assert_eq!(prefix_end(b"/mcp-scout/servers/"), b"/mcp-scout/servers0");
         assert_eq!(prefix_end(b"a\xff"), b"b");
         assert_eq!(prefix_end(b"\xff"), vec![0]);
+    }
+
+    #[test]
+    fn gateway_errors_sort_into_reauth_lease_gone_retry_and_rejection() {
+        let answer = |status: u16, body: &str| Answer {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            content_type: Some("application/json".into()),
+            body: body.as_bytes().to_vec(),
+            cut: false,
+        };
+        let expired = answer(
+            401,
+            r#"{"error":"etcdserver: invalid auth token","code":16}"#,
+        );
+        assert!(judge(&expired, "x", true, true).is_none());
+        assert!(matches!(
+            judge(&expired, "x", true, false),
+            Some(Fail::Sink(SinkError::Transient(_)))
+        ));
+        let lease = answer(
+            404,
+            r#"{"error":"etcdserver: requested lease not found","code":5}"#,
+        );
+        assert!(matches!(
+            judge(&lease, "x", false, true),
+            Some(Fail::LeaseGone)
+        ));
+        let no_user = answer(
+            400,
+            r#"{"error":"etcdserver: user name is empty","code":3}"#,
+        );
+        match judge(&no_user, "POST /v3/kv/put", false, true) {
+            Some(Fail::Sink(SinkError::Transient(m))) => {
+                assert!(m.contains("set user and password"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = answer(
+            400,
+            r#"{"error":"etcdserver: key is not provided","code":3}"#,
+        );
+        match judge(&bad, "POST /v3/kv/put", false, true) {
+            Some(Fail::Sink(SinkError::Rejected {
+                status: Some(400),
+                message,
+            })) => {
+                assert!(message.contains("key is not provided"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let down = answer(503, "<html>busy</html>");
+        assert!(matches!(
+            judge(&down, "x", false, true),
+            Some(Fail::Sink(SinkError::Transient(_)))
+        ));
     }
 
     #[test]
