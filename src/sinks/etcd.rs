@@ -13,7 +13,10 @@
 //!   [`Sink::tick`] every third of it. A keep-alive that answers no TTL, or a put that says
 //!   "lease not found", means the lease expired (etcd was down longer than the TTL, or the
 //!   daemon stalled): a new lease is granted and the tick asks for a resync, which re-puts
-//!   everything on it.
+//!   everything on it. A put also refreshes the lease when a tick is overdue, so a long
+//!   reconciliation (the runner's one task is busy) cannot outlive it.
+//! - **Health.** An unhealthy server stays listed, its verdict in the record's `health`
+//!   (readers filter on `health.status`); a gone one is deleted.
 //! - **Endpoints** are tried in order when one cannot be reached; the one that answered is
 //!   kept for the next calls.
 //! - **Auth.** With `user` and `password`, `/v3/auth/authenticate` gives a token sent in the
@@ -34,6 +37,8 @@
 //! `lease_ttl`.
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -109,8 +114,10 @@ pub struct Etcd {
     token: Option<String>,
     /// The lease every record is attached to, once granted.
     lease: Option<String>,
-    /// A put found the lease gone and granted a new one: the next tick resyncs.
+    /// The lease was found gone (and is or will be granted anew): the next tick resyncs.
     renewed: bool,
+    /// When the lease was last granted or kept alive.
+    refreshed: Instant,
 }
 
 /// `hostname:pid`, this process's name in the records.
@@ -195,6 +202,7 @@ impl Etcd {
             token: None,
             lease: None,
             renewed: false,
+            refreshed: Instant::now(),
         })
     }
 
@@ -310,12 +318,38 @@ impl Etcd {
         tracing::debug!(lease = id, ttl, "etcd lease granted");
         let id = id.to_string();
         self.lease = Some(id.clone());
+        self.refreshed = Instant::now();
         Ok(id)
+    }
+
+    /// Refresh the lease held (if any); one found expired is dropped and `renewed` set.
+    async fn keep_alive(&mut self) -> Result<(), SinkError> {
+        let Some(lease) = self.lease.clone() else {
+            return Ok(());
+        };
+        let v = self
+            .call("/v3/lease/keepalive", &json!({"ID": lease}))
+            .await?;
+        if int64(&v["result"]["TTL"]) > 0 {
+            self.refreshed = Instant::now();
+            return Ok(());
+        }
+        tracing::info!(
+            "the etcd lease expired (keep-alive answered no TTL); granting a new one and re-putting every record"
+        );
+        self.lease = None;
+        self.renewed = true;
+        Ok(())
     }
 
     /// Put one record, granting a new lease (once) if the one held expired.
     async fn put_record(&mut self, id: &str, value: &[u8]) -> Result<(), SinkError> {
         let key = self.key(id);
+        if self.refreshed.elapsed() >= self.settings.lease_ttl / 3 {
+            // A long reconciliation holds the task past the tick: keep the lease alive
+            // here too, or the records put first would expire before it ends.
+            self.keep_alive().await?;
+        }
         for _ in 0..2 {
             let lease = self.lease().await?;
             match self
@@ -475,29 +509,14 @@ impl Sink for Etcd {
     }
 
     async fn tick(&mut self, listed: &Listed) -> Result<Tick, SinkError> {
-        if std::mem::take(&mut self.renewed) {
+        self.keep_alive().await?;
+        // A lease found gone, or none while servers should be listed: a new lease and
+        // everything re-put on it.
+        if std::mem::take(&mut self.renewed) || (self.lease.is_none() && !listed.is_empty()) {
+            self.lease().await?;
             return Ok(Tick::Resync);
         }
-        let Some(lease) = self.lease.clone() else {
-            // Nothing written yet; a resync if something should be there.
-            return Ok(if listed.is_empty() {
-                Tick::Fine
-            } else {
-                Tick::Resync
-            });
-        };
-        let v = self
-            .call("/v3/lease/keepalive", &json!({"ID": lease}))
-            .await?;
-        if int64(&v["result"]["TTL"]) > 0 {
-            return Ok(Tick::Fine);
-        }
-        tracing::info!(
-            "the etcd lease expired (keep-alive answered no TTL); granting a new one and re-putting every record"
-        );
-        self.lease = None;
-        self.lease().await?;
-        Ok(Tick::Resync)
+        Ok(Tick::Fine)
     }
 }
 
