@@ -34,6 +34,7 @@
 //! [`push`] the one-shot `scan --push`.
 
 pub mod board;
+pub mod etcd;
 pub mod files;
 pub mod http;
 pub mod metrics;
@@ -42,6 +43,7 @@ pub mod plan;
 pub mod push;
 pub mod runner;
 pub mod server_json;
+pub mod webhook;
 
 use std::future::Future;
 use std::time::Duration;
@@ -189,6 +191,16 @@ pub fn is_active(server: &StoredServer) -> bool {
 /// The tag, metadata value and key prefix that mark an entry as ours in every registry.
 pub const OURS: &str = "mcp-scout";
 
+/// This machine's host name (`localhost` when it cannot be read): how a sink names this
+/// daemon in what it writes (etcd's `scanner`, the webhook's `source`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// What to do with a sink once [`build`] made it: start its task ([`spawn`]) or push a
 /// scan's servers through it once ([`push`]). Generic over the type, so the one `match`
 /// from plan to type is written once, in [`build`].
@@ -204,6 +216,36 @@ pub fn build<V: Visitor>(plan: SinkPlan, v: V) -> Result<V::Out, SinkError> {
     Ok(match &plan.kind {
         SinkKind::ServerJson { dir } => {
             let sink = server_json::ServerJson::new(dir.clone());
+            v.visit(sink, plan)
+        }
+        SinkKind::Etcd {
+            endpoints,
+            prefix,
+            lease_ttl,
+            user,
+        } => {
+            let settings = etcd::Settings {
+                endpoints: endpoints.clone(),
+                prefix: prefix.clone(),
+                lease_ttl: *lease_ttl,
+                user: user.clone(),
+                scanner: etcd::scanner_name(),
+            };
+            let sink = etcd::Etcd::new(settings, plan.timeout)?;
+            v.visit(sink, plan)
+        }
+        SinkKind::Webhook {
+            url,
+            secret,
+            headers,
+        } => {
+            let settings = webhook::Settings {
+                url: url.clone(),
+                secret: secret.clone(),
+                headers: headers.clone(),
+                source: webhook::source_name(),
+            };
+            let sink = webhook::Webhook::new(settings, plan.timeout)?;
             v.visit(sink, plan)
         }
         other => {
