@@ -33,8 +33,11 @@
 //! [`board`] and [`metrics`] what the API and `/metrics` show, [`runner`] the task.
 
 pub mod board;
+pub mod consul;
+pub mod contextforge;
 pub mod files;
 pub mod http;
+pub mod kailash;
 pub mod metrics;
 pub mod only;
 pub mod plan;
@@ -196,6 +199,24 @@ pub fn spawn(
     Ok(match &plan.kind {
         SinkKind::ServerJson { dir } => {
             let sink = server_json::ServerJson::new(dir.clone());
+            tokio::spawn(runner::run(sink, plan, cx, stop))
+        }
+        SinkKind::KailashFile { path, refresh } => {
+            let sink = kailash::KailashFile::new(path.clone(), *refresh);
+            tokio::spawn(runner::run(sink, plan, cx, stop))
+        }
+        SinkKind::Consul { url, token, ttl } => {
+            let sink = consul::Consul::new(consul::Options {
+                url: url.clone(),
+                token: token.clone(),
+                ttl: *ttl,
+                timeout: plan.timeout,
+                concurrency: plan.concurrency,
+            })?;
+            tokio::spawn(runner::run(sink, plan, cx, stop))
+        }
+        SinkKind::ContextForge { url, token } => {
+            let sink = contextforge::ContextForge::new(url.clone(), token.clone(), plan.timeout)?;
             tokio::spawn(runner::run(sink, plan, cx, stop))
         }
         other => {
