@@ -3,8 +3,9 @@
 //! Kailash registry file; the file is read back with the REAL reader (PyPI kailash-mcp's
 //! `FileBasedDiscovery`, scripts/peers/kailash_read.py), which must return every server with
 //! the right URL, transport and health and keep a hand-written foreign entry. Then: a server
-//! stops (unhealthy, then gone and removed), the daemon is killed with -9 and restarted (no
-//! duplicate, nothing lost), and a file that is not JSON is never overwritten.
+//! stops (unhealthy, then gone and removed); the file is made non-JSON (never overwritten,
+//! the sink says why) while the server comes back, so that change is undelivered when the
+//! daemon is killed with -9; after a restart it is delivered, with no duplicate.
 
 mod common;
 
@@ -173,22 +174,8 @@ fn the_real_kailash_reader_sees_our_servers_their_health_and_keeps_a_foreign_ent
     });
     assert_eq!(v["count"], 2, "{v:#}");
 
-    // kill -9, the SSE server comes back, a new daemon on the same store: it is listed
-    // again, once, and nothing we had is lost or doubled.
-    d.kill9();
-    peers.extend(start_peers(&[("py1-sse", "127.0.0.192", 8000)]));
-    // Its start-up run finds the server again.
-    let d = Daemon::start(&cfg, dir.path("daemon2.log"), addr);
-    let v = wait_read(&file, Duration::from_secs(60), &d, |v| {
-        by_url(v, SSE).is_some_and(|s| s["is_healthy"] == true)
-    });
-    assert_eq!(v["count"], 3, "{v:#}");
-    assert_eq!(v["file_entries"], 3, "{v:#}");
-    assert_eq!(v["names_unique"], true, "{v:#}");
-    assert_eq!(ours(&v).len(), 2, "{v:#}");
-
-    // A file that is not JSON is left as it is, and the sink says why; once it is removed
-    // the sink writes it again.
+    // A file that is not JSON is left as it is, and the sink says why. Meanwhile the SSE
+    // server comes back (a change the sink cannot deliver) and the daemon is killed with -9.
     std::fs::write(&file, b"{ this is not json").unwrap();
     let st = d.wait_for("/api/v1/sinks", Duration::from_secs(30), |v| {
         v["sinks"][0]["last_error"]
@@ -198,12 +185,27 @@ fn the_real_kailash_reader_sees_our_servers_their_health_and_keeps_a_foreign_ent
     let err = st["sinks"][0]["last_error"].as_str().unwrap();
     assert!(err.contains("servers.json"), "{err}");
     assert_ne!(st["sinks"][0]["state"], "ok", "{st}");
+    peers.extend(start_peers(&[("py1-sse", "127.0.0.192", 8000)]));
+    d.run_now("lo");
+    d.wait_for("/api/v1/sinks", Duration::from_secs(30), |v| {
+        v["sinks"][0]["queue_depth"].as_u64().unwrap_or(0) >= 1
+    });
     assert_eq!(std::fs::read(&file).unwrap(), b"{ this is not json");
-    std::fs::remove_file(&file).unwrap();
-    let v = wait_read(&file, Duration::from_secs(30), &d, |v| v["count"] == 2);
+    d.kill9();
+
+    // Someone puts their file back (their entry only). A new daemon on the same store
+    // delivers what was pending: ours once each, theirs kept.
+    std::fs::write(&file, serde_json::to_vec_pretty(&foreign).unwrap()).unwrap();
+    let d = Daemon::start(&cfg, dir.path("daemon2.log"), addr);
+    let v = wait_read(&file, Duration::from_secs(60), &d, |v| {
+        by_url(v, SSE).is_some_and(|s| s["is_healthy"] == true) && by_url(v, STREAMABLE).is_some()
+    });
+    assert_eq!(v["count"], 3, "{v:#}");
+    assert_eq!(v["file_entries"], 3, "{v:#}");
+    assert_eq!(v["names_unique"], true, "{v:#}");
     assert_eq!(ours(&v).len(), 2, "{v:#}");
     d.wait_for("/api/v1/sinks", Duration::from_secs(10), |v| {
-        v["sinks"][0]["state"] == "ok"
+        v["sinks"][0]["state"] == "ok" && v["sinks"][0]["queue_depth"] == 0
     });
     let (code, _) = d.stop();
     assert_eq!(code, Some(0));
