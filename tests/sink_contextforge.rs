@@ -1,7 +1,8 @@
 //! The `contextforge` sink against the REAL IBM ContextForge gateway (`run.sh contextforge`,
 //! mcpgateway 1.0.7 on 127.0.0.199; one instance, it takes ~30 s to start): the real daemon
 //! finds real MCP servers (py1 streamable HTTP and SSE on 127.0.0.196-197) and registers each
-//! as a gateway, which ContextForge connects to (its tools appear in `GET /tools`); an
+//! as a gateway, which ContextForge connects to (its tools appear in `GET /tools`); one it
+//! cannot initialise (py1-auth on 127.0.0.195) is a dead letter that holds nothing; an
 //! unhealthy server's gateway is deactivated and reactivated when it is healthy again, a gone
 //! one is deleted; a gateway someone else registered (py1 stateless JSON on 127.0.0.198) is
 //! never touched; kill -9 and a restart make no duplicate.
@@ -22,6 +23,7 @@ const FAST_HEALTH: &str =
     "health:\n  interval: 2s\n  timeout: 2s\n  unhealthy_threshold: 2\n  healthy_threshold: 1\n";
 /// ContextForge creates its schema at start: 27-48 s seen here, more under load.
 const GATEWAY_START: Duration = Duration::from_secs(240);
+const AUTH: &str = "http://127.0.0.195:8000/mcp";
 const STREAMABLE: &str = "http://127.0.0.196:8000/mcp";
 const SSE: &str = "http://127.0.0.197:8000/sse";
 
@@ -131,6 +133,7 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
         return;
     }
     let mut peers = start_peers(&[
+        ("py1-auth", "127.0.0.195", 8000),
         ("py1-streamable", "127.0.0.196", 8000),
         ("py1-sse", "127.0.0.197", 8000),
         ("py1-stateless-json", "127.0.0.198", 8000),
@@ -153,7 +156,7 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
         "sinks:\n  - name: cf\n    type: contextforge\n    url: 'http://{}'\n    token: '{}'\n    timeout: 20s\n    retry: {{initial: 200ms, max: 1s}}\n{FAST_HEALTH}",
         gw.addr, gw.token
     );
-    let cfg = write_config(&dir, port, &job("lo", "127.0.0.196-197", "1h"), &sinks);
+    let cfg = write_config(&dir, port, &job("lo", "127.0.0.195-197", "1h"), &sinks);
     let d = Daemon::start(&cfg, dir.path("daemon.log"), addr);
 
     // Both servers become gateways, with our name, tags and the right transport.
@@ -189,10 +192,23 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
         .filter(|t| t["gatewayId"] == s["id"])
         .count();
     assert_eq!(from_ours, 2, "{tools:#}");
+    // The auth-required server is ours to list, but ContextForge cannot initialise it (401):
+    // a dead letter that says why, no gateway, and the sink is not held by it.
+    let v = d.wait_for("/api/v1/sinks", Duration::from_secs(30), |v| {
+        v["sinks"][0]["dead_letter_count"].as_u64().unwrap_or(0) >= 1
+    });
+    let sink = &v["sinks"][0];
+    assert_eq!(sink["state"], "ok", "{sink}");
+    let letter = &sink["dead_letters"][0];
+    assert_eq!(letter["status"], 502, "{letter}");
+    let why = letter["error"].as_str().unwrap();
+    assert!(why.contains("could not reach or initialise the MCP server"), "{why}");
+    assert!(why.contains("401"), "{why}");
+    assert!(gw.by_url(AUTH).is_none());
 
     // The SSE server stops: unhealthy, so its gateway is deactivated (hidden from the
     // active list); it comes back: reactivated, the same gateway.
-    drop(peers.remove(1));
+    drop(peers.remove(2));
     gw.wait(
         &d,
         Duration::from_secs(40),
@@ -205,7 +221,7 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
         "{active:#}"
     );
     peers.insert(
-        1,
+        2,
         start_peers(&[("py1-sse", "127.0.0.197", 8000)]).remove(0),
     );
     gw.wait(
@@ -217,7 +233,7 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
     assert_eq!(gw.by_url(SSE).unwrap()["id"], e["id"], "the same gateway");
 
     // It stops for good: gone after two runs, and its gateway is deleted.
-    drop(peers.remove(1));
+    drop(peers.remove(2));
     let sse_id = e["name"]
         .as_str()
         .unwrap()
@@ -237,10 +253,15 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
 
     // kill -9 and a restart: the reconciliation finds our gateway by its tag, registers
     // nothing twice, and never touches the foreign one.
+    let (_, v) = d.get_json("/api/v1/sinks");
+    let resynced = v["sinks"][0]["last_resync"].as_str().unwrap().to_string();
     d.kill9();
     let d = Daemon::start(&cfg, dir.path("daemon2.log"), addr);
     d.wait_for("/api/v1/sinks", Duration::from_secs(60), |v| {
-        v["sinks"][0]["state"] == "ok" && v["sinks"][0]["listed"] == 1
+        v["sinks"][0]["state"] == "ok"
+            && v["sinks"][0]["last_resync"]
+                .as_str()
+                .is_some_and(|r| r > resynced.as_str())
     });
     let all = gw.all();
     let ours: Vec<&Value> = all
