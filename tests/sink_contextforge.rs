@@ -4,8 +4,9 @@
 //! as a gateway, which ContextForge connects to (its tools appear in `GET /tools`); one it
 //! cannot initialise (py1-auth on 127.0.0.195) is a dead letter that holds nothing; an
 //! unhealthy server's gateway is deactivated and reactivated when it is healthy again, a gone
-//! one is deleted; a gateway someone else registered (py1 stateless JSON on 127.0.0.198) is
-//! never touched; kill -9 and a restart make no duplicate.
+//! one is deleted; a gateway someone else registered (py1 stateless JSON on 127.0.0.198,
+//! which the daemon finds too: 409) is never touched; kill -9 and a restart, and a second
+//! daemon, make no duplicate.
 
 mod common;
 
@@ -156,7 +157,7 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
         "sinks:\n  - name: cf\n    type: contextforge\n    url: 'http://{}'\n    token: '{}'\n    timeout: 20s\n    retry: {{initial: 200ms, max: 1s}}\n{FAST_HEALTH}",
         gw.addr, gw.token
     );
-    let cfg = write_config(&dir, port, &job("lo", "127.0.0.195-197", "1h"), &sinks);
+    let cfg = write_config(&dir, port, &job("lo", "127.0.0.195-198", "1h"), &sinks);
     let d = Daemon::start(&cfg, dir.path("daemon.log"), addr);
 
     // Both servers become gateways, with our name, tags and the right transport.
@@ -193,17 +194,36 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
         .count();
     assert_eq!(from_ours, 2, "{tools:#}");
     // The auth-required server is ours to list, but ContextForge cannot initialise it (401):
-    // a dead letter that says why, no gateway, and the sink is not held by it.
+    // a dead letter that says why, no gateway. The server behind the foreign gateway is
+    // found too: its URL is taken (409) by a gateway that is not ours, which is left alone.
+    // Neither holds the sink.
+    let letter = |v: &Value, needle: &str| {
+        v["sinks"][0]["dead_letters"]
+            .as_array()
+            .and_then(|l| {
+                l.iter()
+                    .find(|d| d["error"].as_str().is_some_and(|e| e.contains(needle)))
+            })
+            .cloned()
+    };
     let v = d.wait_for("/api/v1/sinks", Duration::from_secs(30), |v| {
-        v["sinks"][0]["dead_letter_count"].as_u64().unwrap_or(0) >= 1
+        letter(v, "401").is_some() && letter(v, "HTTP 409").is_some()
     });
-    let sink = &v["sinks"][0];
-    assert_eq!(sink["state"], "ok", "{sink}");
-    let letter = &sink["dead_letters"][0];
-    assert_eq!(letter["status"], 502, "{letter}");
-    let why = letter["error"].as_str().unwrap();
-    assert!(why.contains("could not reach or initialise the MCP server"), "{why}");
-    assert!(why.contains("401"), "{why}");
+    assert_eq!(v["sinks"][0]["state"], "ok", "{v}");
+    let auth = letter(&v, "401").unwrap();
+    assert_eq!(auth["status"], 502, "{auth}");
+    let why = auth["error"].as_str().unwrap();
+    assert!(
+        why.contains("could not reach or initialise the MCP server"),
+        "{why}"
+    );
+    let clash = letter(&v, "HTTP 409").unwrap();
+    assert_eq!(clash["status"], 409, "{clash}");
+    let why = clash["error"].as_str().unwrap();
+    assert!(
+        why.contains("a gateway that mcp-scout did not create"),
+        "{why}"
+    );
     assert!(gw.by_url(AUTH).is_none());
 
     // The SSE server stops: unhealthy, so its gateway is deactivated (hidden from the
@@ -279,6 +299,30 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
         !d.logs().contains(&gw.token),
         "the token leaked into the logs"
     );
-    let (code, _) = d.stop();
-    assert_eq!(code, Some(0));
+
+    // A second daemon (its own store) finds the same servers: each server is still listed
+    // once. (Its start-up reconciliation runs before its first scan, with an empty
+    // inventory, so it deletes the gateway and registers it again: a different gateway id.
+    // That is the runner's design, reported to the lead; the 409 and unknown-id paths are
+    // what make the two daemons converge on one gateway.)
+    let dir2 = Scratch::new("sink-contextforge-2");
+    let port2 = free_port();
+    let addr2: SocketAddr = format!("127.0.0.1:{port2}").parse().unwrap();
+    let cfg2 = write_config(&dir2, port2, &job("lo", "127.0.0.195-198", "1h"), &sinks);
+    let d2 = Daemon::start(&cfg2, dir2.path("daemon.log"), addr2);
+    d2.wait_for("/api/v1/sinks", Duration::from_secs(60), |v| {
+        v["sinks"][0]["state"] == "ok" && v["sinks"][0]["listed"].as_u64() >= Some(1)
+    });
+    let all = gw.all();
+    let ours: Vec<&Value> = all
+        .iter()
+        .filter(|g| tag_ids(g).contains(&"mcp-scout".to_string()))
+        .collect();
+    assert_eq!(ours.len(), 1, "{all:#?}");
+    assert_eq!(ours[0]["url"], STREAMABLE);
+    assert_eq!(ours[0]["enabled"], true);
+    for d in [d, d2] {
+        let (code, _) = d.stop();
+        assert_eq!(code, Some(0));
+    }
 }
