@@ -5,7 +5,8 @@
 //! TTL check fed by our health (kept from lapsing), deregistration when gone, a foreign
 //! service left alone, an agent that restarted empty (re-registered), kill -9 and restart
 //! without duplicates, and bad registry answers (HTML, 50 MiB, no answer: decoys on
-//! 127.0.0.196-198) bounded while the consul sink stays current.
+//! 127.0.0.196-198; a refused ACL token: a second mock on 127.0.0.199) bounded while the
+//! consul sink stays current.
 
 mod common;
 
@@ -19,6 +20,7 @@ use serde_json::{json, Value};
 const FAST_HEALTH: &str =
     "health:\n  interval: 2s\n  timeout: 2s\n  unhealthy_threshold: 2\n  healthy_threshold: 1\n";
 const CONSUL_TOKEN: &str = "consul-acl-secret-0123";
+const WRONG_TOKEN: &str = "wrong-acl-token-4567";
 const MOCK: &str = "127.0.0.193:8500";
 
 fn mock() -> SocketAddr {
@@ -119,6 +121,12 @@ fn consul_mock_gets_exact_agent_requests_ttl_checks_fed_by_health_and_deregistra
         ("registry-html", "127.0.0.196", 8500, &[]),
         ("registry-huge", "127.0.0.197", 8500, &[]),
         ("registry-hang", "127.0.0.198", 8500, &[]),
+        (
+            "consul-mock",
+            "127.0.0.199",
+            8500,
+            &["--token", CONSUL_TOKEN],
+        ),
     ]);
     // Someone else's service on the same agent.
     let (code, body) = http(
@@ -136,8 +144,9 @@ fn consul_mock_gets_exact_agent_requests_ttl_checks_fed_by_health_and_deregistra
     let decoy = |name: &str, ip: &str| {
         format!("  - {{name: {name}, type: consul, url: 'http://{ip}:8500', timeout: 1s, retry: {{initial: 200ms, max: 1s}}}}\n")
     };
+    let acl = format!("  - {{name: acl, type: consul, url: 'http://127.0.0.199:8500', token: {WRONG_TOKEN}, retry: {{initial: 200ms, max: 1s}}}}\n");
     let sinks = format!(
-        "sinks:\n  - name: c\n    type: consul\n    url: 'http://{MOCK}'\n    token: {CONSUL_TOKEN}\n    ttl: 6s\n    retry: {{initial: 200ms, max: 1s}}\n{}{}{}{FAST_HEALTH}",
+        "sinks:\n{acl}  - name: c\n    type: consul\n    url: 'http://{MOCK}'\n    token: {CONSUL_TOKEN}\n    ttl: 6s\n    retry: {{initial: 200ms, max: 1s}}\n{}{}{}{FAST_HEALTH}",
         decoy("html", "127.0.0.196"),
         decoy("huge", "127.0.0.197"),
         decoy("hang", "127.0.0.198"),
@@ -283,7 +292,7 @@ fn consul_mock_gets_exact_agent_requests_ttl_checks_fed_by_health_and_deregistra
 
     // Bad registries are bounded and named; the consul sink stayed current meanwhile.
     let v = d.wait_for("/api/v1/sinks", Duration::from_secs(30), |v| {
-        ["html", "huge", "hang"]
+        ["html", "huge", "hang", "acl"]
             .iter()
             .all(|n| sink(v, n)["last_error"].is_string())
     });

@@ -20,7 +20,8 @@
 //! - **Deregister:** `PUT /v1/agent/service/deregister/<id>` when the server is gone; 404
 //!   (already unknown) is a success.
 //! - **Ours:** `GET /v1/agent/services`, the services whose `Meta.source` is `mcp-scout`.
-//! - The ACL token, when set, goes in `X-Consul-Token` and never in a message.
+//! - The ACL token, when set, goes in `X-Consul-Token` and never in a message. A refused
+//!   token (403) is a transient error of the whole sink, not a dead letter per change.
 
 use std::time::Duration;
 
@@ -167,6 +168,19 @@ pub fn registration(s: &StoredServer, ttl: Duration) -> Option<Value> {
     }))
 }
 
+/// A refused ACL token (403) is transient, never a dead letter: it concerns every delivery,
+/// and the sink retries until the token is fixed.
+fn refused(a: Answer, what: &str) -> Result<Answer, SinkError> {
+    if a.status == StatusCode::FORBIDDEN || a.status == StatusCode::UNAUTHORIZED {
+        return Err(SinkError::transient(format!(
+            "{what}: HTTP {} {}: the agent refused the ACL token; set `token` to one with service:write",
+            a.status,
+            a.quote()
+        )));
+    }
+    Ok(a)
+}
+
 impl Consul {
     /// A sink for the agent at `o.url`.
     pub fn new(o: Options) -> Result<Self, SinkError> {
@@ -187,6 +201,11 @@ impl Consul {
         }
     }
 
+    /// Send `req` (see [`refused`]).
+    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Answer, SinkError> {
+        refused(self.client.send(req, what).await?, what)
+    }
+
     /// Send a check update; `Ok(false)` when the agent does not know the check.
     async fn update(&self, id: &str, verb: &str, note: &str) -> Result<bool, SinkError> {
         let what = format!("PUT /v1/agent/check/{verb}");
@@ -196,7 +215,7 @@ impl Consul {
                 &format!("/v1/agent/check/{verb}/{}", check_id(id)),
             )
             .query(&[("note", note)]);
-        let a = self.client.send(req, &what).await?;
+        let a = self.send(req, &what).await?;
         if a.status == StatusCode::NOT_FOUND {
             return Ok(false);
         }
@@ -220,7 +239,7 @@ impl Sink for Consul {
             .query(&[("replace-existing-checks", "true")])
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_string());
-        self.client.send(req, what).await?.ok(what)?;
+        self.send(req, what).await?.ok(what)?;
         let (verb, note) = check_update(server);
         if !self.update(server.id.as_str(), verb, &note).await? {
             return Err(SinkError::transient(format!(
@@ -233,7 +252,7 @@ impl Sink for Consul {
     async fn remove(&mut self, id: &str) -> Result<(), SinkError> {
         let what = "PUT /v1/agent/service/deregister";
         let req = self.request(Method::PUT, &format!("/v1/agent/service/deregister/{id}"));
-        let a = self.client.send(req, what).await?;
+        let a = self.send(req, what).await?;
         if a.status == StatusCode::NOT_FOUND {
             return Ok(());
         }
@@ -243,7 +262,6 @@ impl Sink for Consul {
     async fn list_ours(&mut self) -> Result<Vec<String>, SinkError> {
         let what = "GET /v1/agent/services";
         let a: Answer = self
-            .client
             .send(self.request(Method::GET, "/v1/agent/services"), what)
             .await?
             .ok(what)?;
@@ -277,7 +295,7 @@ impl Sink for Consul {
             .map(|(req, what)| {
                 let client = client.clone();
                 async move {
-                    let a = client.send(req, &what).await?;
+                    let a = refused(client.send(req, &what).await?, &what)?;
                     if a.status == StatusCode::NOT_FOUND {
                         return Ok(a);
                     }

@@ -23,7 +23,9 @@
 //! - **Health:** unhealthy → `POST /gateways/{id}/state?activate=false` (it hides the
 //!   gateway and its tools), healthy, degraded or unknown again → `activate=true`.
 //! - **Gone:** `DELETE /gateways/{id}`; 404 (already gone) is a success.
-//! - The JWT goes in `Authorization: Bearer …` and never in a message.
+//! - The JWT goes in `Authorization: Bearer …` and never in a message. A refused token
+//!   (401, 403) is a transient error of the whole sink, not a dead letter per change, so an
+//!   expired token loses nothing: the sink retries until it is replaced.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,7 +33,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::http::Client;
+use super::http::{Answer, Client};
 use super::plan::Secret;
 use super::{Sink, SinkError, OURS};
 use crate::fingerprint::Transport;
@@ -160,13 +162,27 @@ impl ContextForge {
             .bearer_auth(self.token.expose())
     }
 
+    /// Send `req`; a refused token (401, 403) is transient, never a dead letter: it concerns
+    /// every delivery, and the sink retries until the token is fixed.
+    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Answer, SinkError> {
+        let a = self.client.send(req, what).await?;
+        if a.status == StatusCode::UNAUTHORIZED || a.status == StatusCode::FORBIDDEN {
+            return Err(SinkError::transient(format!(
+                "{what}: HTTP {} {}: ContextForge refused the token; give a valid, unexpired JWT in `token`",
+                a.status,
+                a.quote()
+            )));
+        }
+        Ok(a)
+    }
+
     /// List our gateways and refresh the cache.
     async fn refresh(&mut self) -> Result<(), SinkError> {
         let what = "GET /gateways";
         let req = self
             .request(Method::GET, "/gateways")
             .query(&[("include_inactive", "true"), ("limit", "0")]);
-        let answer: Value = self.client.send(req, what).await?.ok(what)?.json(what)?;
+        let answer: Value = self.send(req, what).await?.ok(what)?.json(what)?;
         self.cache = ours_in(&answer).into_iter().collect();
         self.listed = true;
         Ok(())
@@ -184,7 +200,6 @@ impl ContextForge {
     async fn register(&mut self, s: &StoredServer, body: &Value) -> Result<Gateway, SinkError> {
         let what = "POST /gateways";
         let a = self
-            .client
             .send(
                 self.request(Method::POST, "/gateways")
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -232,7 +247,7 @@ impl ContextForge {
         let req = self
             .request(Method::POST, &format!("/gateways/{}/state", gw.id))
             .query(&[("activate", if on { "true" } else { "false" })]);
-        let a = self.client.send(req, what).await?;
+        let a = self.send(req, what).await?;
         if a.status == StatusCode::NOT_FOUND
             || (a.status == StatusCode::BAD_REQUEST
                 && String::from_utf8_lossy(&a.body).contains("not found"))
@@ -295,7 +310,6 @@ impl Sink for ContextForge {
         };
         let what = "DELETE /gateways/{id}";
         let a = self
-            .client
             .send(
                 self.request(Method::DELETE, &format!("/gateways/{}", gw.id)),
                 what,
