@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::fingerprint::Verdict;
 use crate::sinks::only::Only;
-use crate::sinks::{files, server_json, SinkError};
+use crate::sinks::{files, kailash, server_json, SinkError};
 use crate::store::{Reader, ServerFilter, StatusFilter, StoreError};
 
 /// Why an export failed (exit 2).
@@ -62,7 +62,7 @@ pub fn run(args: &ExportArgs) -> Result<usize, ExportError> {
             );
         }
         ExportFormat::Kailash => {
-            let doc = kailash_document(&servers, SystemTime::now())?;
+            let doc = kailash::document(&servers, SystemTime::now());
             let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
             bytes.push(b'\n');
             match &args.output {
@@ -81,12 +81,4 @@ pub fn run(args: &ExportArgs) -> Result<usize, ExportError> {
         }
     }
     Ok(servers.len())
-}
-
-// TODO(merge): the kailash-file sink's document builder.
-fn kailash_document(
-    _servers: &[crate::store::StoredServer],
-    _now: SystemTime,
-) -> Result<serde_json::Value, ExportError> {
-    Err(ExportError::Usage("kailash export is not built yet"))
 }

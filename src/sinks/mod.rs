@@ -34,9 +34,12 @@
 //! [`push`] the one-shot `scan --push`.
 
 pub mod board;
+pub mod consul;
+pub mod contextforge;
 pub mod etcd;
 pub mod files;
 pub mod http;
+pub mod kailash;
 pub mod metrics;
 pub mod only;
 pub mod plan;
@@ -246,6 +249,24 @@ pub fn build<V: Visitor>(plan: SinkPlan, v: V) -> Result<V::Out, SinkError> {
                 source: webhook::source_name(),
             };
             let sink = webhook::Webhook::new(settings, plan.timeout)?;
+            v.visit(sink, plan)
+        }
+        SinkKind::KailashFile { path, refresh } => {
+            let sink = kailash::KailashFile::new(path.clone(), *refresh);
+            v.visit(sink, plan)
+        }
+        SinkKind::Consul { url, token, ttl } => {
+            let sink = consul::Consul::new(consul::Options {
+                url: url.clone(),
+                token: token.clone(),
+                ttl: *ttl,
+                timeout: plan.timeout,
+                concurrency: plan.concurrency,
+            })?;
+            v.visit(sink, plan)
+        }
+        SinkKind::ContextForge { url, token } => {
+            let sink = contextforge::ContextForge::new(url.clone(), token.clone(), plan.timeout)?;
             v.visit(sink, plan)
         }
         other => {
