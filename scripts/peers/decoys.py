@@ -42,6 +42,11 @@ and never connect there):
   offhost-metadata  every request -> 401 with `WWW-Authenticate: Bearer
                     resource_metadata="http://ELSEWHERE/.well-known/oauth-protected-resource/mcp"`
   offhost-redirect  every request -> 302 to http://ELSEWHERE<same path>
+Bad registry answers (a sink's registry that misbehaves; every path, every method):
+  registry-html     200 text/html, an nginx-like HTML error page instead of JSON
+  registry-huge     200 application/json, Content-Length: 52428800 (50 MiB), a JSON-looking
+                    body `{"agents":[{"id":"pad-0",...},...` streamed as fast as the client reads
+  registry-hang     reads the request, then never answers (until MAX_CONN_SECONDS)
 Redirect chain:
   redirect-chain    every request to P -> 302 to P/r1, P/rK -> P/r(K+1), without end (same
                     host, same first path segment); GET /__hits answers the JSON list of
@@ -73,8 +78,10 @@ NAMES = [
     "trickle-headers", "endless-sse-body", "huge-body", "bad-utf8", "bad-json", "deep-json",
     "redirect-loop", "tls-stall", "oauth-api", "host-allowlist", "apikey-proxy",
     "offhost-sse", "offhost-metadata", "offhost-redirect", "redirect-chain",
+    "registry-html", "registry-huge", "registry-hang",
 ]
 MAX_CONN_SECONDS = 600
+REGISTRY_HUGE_BYTES = 50 << 20
 MAX_STREAM_BYTES = 16 << 30
 MAX_HEAD = 64 << 10
 MAX_BODY = 1 << 20
@@ -352,6 +359,35 @@ async def h_redirect_chain(req: Request, w: asyncio.StreamWriter) -> None:
     w.write(response(302, [("Location", nxt), ("Content-Type", "text/html")], status_page(302)))
 
 
+async def h_registry_html(req: Request, w: asyncio.StreamWriter) -> None:
+    body = (
+        b"<!DOCTYPE html>\n<html>\n<head><title>Registry Maintenance</title></head>\n"
+        b"<body><h1>We'll be back soon</h1><p>The registry is under maintenance.</p></body>\n</html>\n"
+    )
+    w.write(response(200, nginx_headers("text/html"), b"" if req.method == "HEAD" else body, len(body)))
+
+
+async def h_registry_huge(req: Request, w: asyncio.StreamWriter) -> None:
+    total = REGISTRY_HUGE_BYTES
+    w.write(response(200, [("Content-Type", "application/json")], None, total))
+    if req.method == "HEAD":
+        return
+    w.write(b'{"agents":[')
+    left = total - len(b'{"agents":[')
+    # One repeated JSON-looking item; the body never closes its brackets (it is cut at 50 MiB).
+    item = b'{"id":"pad-0000","name":"pad","status":"healthy","endpoint":"http://127.0.0.1:1"},'
+    block = item * (65536 // len(item))
+    while left > 0:
+        n = min(left, len(block))
+        w.write(block[:n])
+        await w.drain()
+        left -= n
+
+
+async def h_registry_hang(req: Request, w: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(MAX_CONN_SECONDS)
+
+
 HTTP_HANDLERS = {
     "plain-http": h_plain_http,
     "tls": h_plain_http,
@@ -372,6 +408,9 @@ HTTP_HANDLERS = {
     "oauth-api": h_oauth_api,
     "host-allowlist": h_host_allowlist,
     "apikey-proxy": h_apikey_proxy,
+    "registry-html": h_registry_html,
+    "registry-huge": h_registry_huge,
+    "registry-hang": h_registry_hang,
 }
 
 

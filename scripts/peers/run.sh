@@ -35,7 +35,15 @@
 #   trickle-headers endless-sse-body huge-body bad-utf8 bad-json deep-json redirect-loop tls-stall
 # Off-host links (reported, never followed; add --elsewhere HOST:PORT) and a redirect chain:
 #   offhost-sse offhost-metadata offhost-redirect redirect-chain
+# Bad registry answers (decoys.py): registry-html registry-huge registry-hang
 # See decoys.py for what each decoy answers.
+# Registries the sinks feed (setup.sh installs the real ones; registry_peer.py supervises them):
+#   mesh-registry       the MCP Mesh registry 3.7.1 (npm @mcpmesh/cli-linux-x64), SQLite in a temp dir
+#   etcd                Debian's etcd 3.4, v3 JSON gateway on the client URL [--auth USER:PASS]
+#   contextforge        IBM ContextForge (mcpgateway); prints `TOKEN <jwt>` after READY
+#   (all three: [--data DIR] keeps the data there instead of a temp dir removed on exit)
+#   webhook-receiver    --secret S: checks X-MCP-Scout-Signature, GET /received, POST /control/MODE
+#   consul-mock         a MOCK of Consul's agent API subset [--token T]; GET /mock/requests
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -82,7 +90,7 @@ ts-streamable | ts-sse)
 plain-http | jsonrpc | endless-sse | all-405 | tls | banner | trickle-headers | endless-sse-body | \
 	huge-body | bad-utf8 | bad-json | deep-json | redirect-loop | tls-stall | \
 	offhost-sse | offhost-metadata | offhost-redirect | redirect-chain | \
-	oauth-api | apikey-proxy | host-allowlist)
+	oauth-api | apikey-proxy | host-allowlist | registry-html | registry-huge | registry-hang)
 	# Any python >= 3.11 does; skip slow wrapper shims (pyenv) when a direct interpreter exists.
 	py=python3
 	for cand in "$peers/py1/bin/python" /usr/bin/python3; do
@@ -92,6 +100,20 @@ plain-http | jsonrpc | endless-sse | all-405 | tls | banner | trickle-headers | 
 		fi
 	done
 	exec "$py" "$here/decoys.py" "$name" "$@"
+	;;
+mesh-registry | etcd | contextforge | webhook-receiver | consul-mock)
+	py=python3
+	for cand in "$peers/py1/bin/python" /usr/bin/python3; do
+		if [[ -x "$cand" ]]; then
+			py="$cand"
+			break
+		fi
+	done
+	case "$name" in
+	webhook-receiver) exec "$py" "$here/webhook_receiver.py" "$@" ;;
+	consul-mock) exec "$py" "$here/consul_mock.py" "$@" ;;
+	*) exec "$py" "$here/registry_peer.py" "$name" "$@" ;;
+	esac
 	;;
 *)
 	echo "run.sh: unknown peer '$name'" >&2

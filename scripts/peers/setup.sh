@@ -11,6 +11,13 @@
 #   tools/ venv with the readers our output is checked with      <- requirements-tools.txt
 #          (prometheus_client's OpenMetrics parser for /metrics)
 #   node/  the official TypeScript SDK + express + zod            <- node/package{,-lock}.json
+# Registry peers of the sinks (issue 9):
+#   mesh/  the MCP Mesh registry binary, npm @mcpmesh/cli-linux-x64 <- MESH_VERSION/MESH_INTEGRITY
+#          (npm pack, sha512 checked, only package/bin/mcp-mesh-registry kept)
+#   kailash/       venv with kailash-mcp (FileBasedDiscovery)    <- requirements-kailash.txt
+#   contextforge/  venv with mcp-contextforge-gateway (mcpgateway) <- requirements-contextforge.txt
+#   etcd + etcdctl from Debian (etcd-server, etcd-client; apt). If systemd runs, the unit the
+#          package enables is stopped and disabled: tests start their own etcd on loopback.
 #
 # Each part is checked (the SDK imports) right after it is installed, and skipped later
 # when its stamp file holds the hash of its pin file(s) and of the
@@ -67,6 +74,11 @@ fi
 
 mkdir -p "$peers"
 
+# The MCP Mesh registry: pinned version and the npm registry's integrity for its tarball.
+MESH_PACKAGE="@mcpmesh/cli-linux-x64"
+MESH_VERSION="3.7.1"
+MESH_INTEGRITY="sha512-dRtSokfhZnbfad659Qj1+aefkBxob0RjOJpMh24S3aNotkZTHv9IdW9q+MKkH3ineOPCUBzHMLPP0+aEP1rwuA=="
+
 hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 install_venv() { # name requirements-file import-check
@@ -100,10 +112,53 @@ install_node() {
 	printf '%s\n' "$key" >"$stamp"
 }
 
+install_mesh() {
+	local dir="$peers/mesh" stamp="$peers/.stamp-mesh" key tmp tgz got
+	key="$MESH_PACKAGE@$MESH_VERSION $MESH_INTEGRITY"
+	if ((force == 0)) && [[ -x "$dir/package/bin/mcp-mesh-registry" && -f "$stamp" && "$(cat "$stamp")" == "$key" ]]; then
+		return 0
+	fi
+	echo "peers: installing mesh ($MESH_PACKAGE@$MESH_VERSION, npm pack)" >&2
+	rm -rf "$dir" "$stamp"
+	tmp="$(mktemp -d)"
+	# shellcheck disable=SC2064
+	trap "rm -rf '$tmp'" RETURN
+	tgz="$(cd "$tmp" && npm pack --silent --no-audit --no-fund "$MESH_PACKAGE@$MESH_VERSION" | tail -n1)"
+	got="sha512-$(openssl dgst -sha512 -binary "$tmp/$tgz" | base64 -w0)"
+	if [[ "$got" != "$MESH_INTEGRITY" ]]; then
+		echo "peers: $tgz has integrity $got, expected $MESH_INTEGRITY (edit MESH_INTEGRITY only after checking 'npm view $MESH_PACKAGE@VERSION dist.integrity')" >&2
+		return 1
+	fi
+	mkdir -p "$dir"
+	# Only the registry (65 MB); meshctl and meshui are not needed by the tests.
+	tar -xzf "$tmp/$tgz" -C "$dir" package/package.json package/bin/mcp-mesh-registry
+	"$dir/package/bin/mcp-mesh-registry" --version >&2
+	printf '%s\n' "$key" >"$stamp"
+}
+
+install_etcd() {
+	if ((force == 0)) && command -v etcd >/dev/null 2>&1 && command -v etcdctl >/dev/null 2>&1; then
+		return 0
+	fi
+	echo "peers: installing etcd-server etcd-client (apt)" >&2
+	apt_install etcd-server etcd-client
+	# The package enables a system etcd on 127.0.0.1:2379; the tests start their own.
+	if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+		$SUDO systemctl disable --now etcd >/dev/null 2>&1 || true
+	fi
+	etcd --version | head -n1 >&2
+}
+
 install_venv py1 "$here/requirements-py1.txt" 'from mcp.server.fastmcp import FastMCP'
 install_venv py2 "$here/requirements-py2.txt" 'from mcp.server.mcpserver import MCPServer'
 install_venv mdns "$here/requirements-mdns.txt" 'from zeroconf import Zeroconf, ServiceInfo'
 install_venv tools "$here/requirements-tools.txt" 'from prometheus_client.openmetrics.parser import text_string_to_metric_families'
 install_node
+install_mesh
+install_etcd
+install_venv kailash "$here/requirements-kailash.txt" 'from kailash_mcp.discovery.discovery import FileBasedDiscovery'
+# mcpgateway.main cannot be imported without its secrets set (it validates its settings at
+# import); the CLI module and the version are enough to know the install works.
+install_venv contextforge "$here/requirements-contextforge.txt" 'import mcpgateway.cli, importlib.metadata as m; print("peers: mcp-contextforge-gateway", m.version("mcp-contextforge-gateway"))'
 
 echo "peers: ready in $peers" >&2
