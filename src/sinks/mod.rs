@@ -27,7 +27,7 @@
 //!   jittered exponential, `retry:`), a rejected delivery goes to the dead letters and the
 //!   cursor moves on. Discovery, health and the other sinks never wait on a sink.
 //!
-//! Each type is one file: `mesh`, `kailash`, `etcd`, `webhook`, `contextforge`, `consul`,
+//! Each type is one file: [`mesh`], `kailash`, `etcd`, `webhook`, `contextforge`, `consul`,
 //! [`server_json`]. [`plan`] is the `sinks:` config, [`only`] the filter, [`http`] the
 //! bounded HTTP client they share, [`files`] the atomic writes of the file sinks,
 //! [`board`] and [`metrics`] what the API and `/metrics` show, [`runner`] the task.
@@ -35,6 +35,7 @@
 pub mod board;
 pub mod files;
 pub mod http;
+pub mod mesh;
 pub mod metrics;
 pub mod only;
 pub mod plan;
@@ -196,6 +197,10 @@ pub fn spawn(
     Ok(match &plan.kind {
         SinkKind::ServerJson { dir } => {
             let sink = server_json::ServerJson::new(dir.clone());
+            tokio::spawn(runner::run(sink, plan, cx, stop))
+        }
+        SinkKind::Mesh { .. } => {
+            let sink = mesh::Mesh::new(&plan, Some(cx.metrics.clone()))?;
             tokio::spawn(runner::run(sink, plan, cx, stop))
         }
         other => {
