@@ -27,7 +27,7 @@
 //!   jittered exponential, `retry:`), a rejected delivery goes to the dead letters and the
 //!   cursor moves on. Discovery, health and the other sinks never wait on a sink.
 //!
-//! Each type is one file: `mesh`, `kailash`, `etcd`, `webhook`, `contextforge`, `consul`,
+//! Each type is one file: [`mesh`], `kailash`, `etcd`, `webhook`, `contextforge`, `consul`,
 //! [`server_json`]. [`plan`] is the `sinks:` config, [`only`] the filter, [`http`] the
 //! bounded HTTP client they share, [`files`] the atomic writes of the file sinks,
 //! [`board`] and [`metrics`] what the API and `/metrics` show, [`runner`] the task, and
@@ -40,6 +40,7 @@ pub mod etcd;
 pub mod files;
 pub mod http;
 pub mod kailash;
+pub mod mesh;
 pub mod metrics;
 pub mod only;
 pub mod plan;
@@ -212,10 +213,15 @@ pub trait Visitor {
     type Out;
     /// Use `sink`, built from `plan`.
     fn visit<S: Sink>(self, sink: S, plan: SinkPlan) -> Self::Out;
+    /// The metrics a sink built for this visit counts its requests in (none for a push).
+    fn metrics(&self) -> Option<metrics::SinkMetrics> {
+        None
+    }
 }
 
 /// Build the sink `plan` describes and hand it to `v`.
 pub fn build<V: Visitor>(plan: SinkPlan, v: V) -> Result<V::Out, SinkError> {
+    let metrics = v.metrics();
     Ok(match &plan.kind {
         SinkKind::ServerJson { dir } => {
             let sink = server_json::ServerJson::new(dir.clone());
@@ -269,11 +275,9 @@ pub fn build<V: Visitor>(plan: SinkPlan, v: V) -> Result<V::Out, SinkError> {
             let sink = contextforge::ContextForge::new(url.clone(), token.clone(), plan.timeout)?;
             v.visit(sink, plan)
         }
-        other => {
-            return Err(SinkError::transient(format!(
-                "the {} sink type is not built yet",
-                other.type_name()
-            )))
+        SinkKind::Mesh { .. } => {
+            let sink = mesh::Mesh::new(&plan, metrics)?;
+            v.visit(sink, plan)
         }
     })
 }
@@ -287,6 +291,9 @@ impl Visitor for Spawner {
     type Out = JoinHandle<()>;
     fn visit<S: Sink>(self, sink: S, plan: SinkPlan) -> JoinHandle<()> {
         tokio::spawn(runner::run(sink, plan, self.cx, self.stop))
+    }
+    fn metrics(&self) -> Option<metrics::SinkMetrics> {
+        Some(self.cx.metrics.clone())
     }
 }
 
