@@ -38,13 +38,12 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
+use tokio::time::Instant;
 
 use super::http::{self, Answer};
 use super::plan::Secret;
@@ -110,8 +109,8 @@ pub struct Etcd {
     settings: Settings,
     /// The endpoint that answered last (tried first).
     current: usize,
-    /// The auth token, when authenticated.
-    token: Option<String>,
+    /// The auth token, when authenticated (a [`Secret`]: `Debug` never shows it).
+    token: Option<Secret>,
     /// The lease every record is attached to, once granted.
     lease: Option<String>,
     /// The lease was found gone (and is or will be granted anew): the next tick resyncs.
@@ -226,7 +225,7 @@ impl Etcd {
                 .body(body.to_string());
             if auth {
                 if let Some(t) = &self.token {
-                    req = req.header(reqwest::header::AUTHORIZATION, t);
+                    req = req.header(reqwest::header::AUTHORIZATION, t.expose());
                 }
             }
             match self.client.send(req, &what).await {
@@ -275,7 +274,7 @@ impl Etcd {
                 "POST /v3/auth/authenticate: the answer has no token",
             ));
         }
-        self.token = Some(token.to_string());
+        self.token = Some(Secret::new(token));
         Ok(())
     }
 
