@@ -304,6 +304,11 @@ fn records_follow_the_inventory_under_a_lease_through_etcd_and_daemon_restarts()
         Duration::from_secs(10),
         |v| v["status"] == "gone",
     );
+    d.wait_for("/api/v1/sinks", Duration::from_secs(20), |v| {
+        sink(v, "etcd")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("no endpoint of 2 answered; the last: POST /v3/kv/"))
+    });
     etcd_peer = Some(start_etcd(&data));
     let k = wait_keys(Some(&d), ETCD, PREFIX, Duration::from_secs(30), |k| {
         !k.iter().any(|(name, _, _)| *name == key)

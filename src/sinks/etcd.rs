@@ -244,6 +244,9 @@ impl Etcd {
                 }
             }
         }
+        if n > 1 {
+            last = SinkError::transient(format!("no endpoint of {n} answered; the last: {last}"));
+        }
         Err(last)
     }
 
