@@ -30,15 +30,20 @@
 //! Each type is one file: `mesh`, `kailash`, `etcd`, `webhook`, `contextforge`, `consul`,
 //! [`server_json`]. [`plan`] is the `sinks:` config, [`only`] the filter, [`http`] the
 //! bounded HTTP client they share, [`files`] the atomic writes of the file sinks,
-//! [`board`] and [`metrics`] what the API and `/metrics` show, [`runner`] the task.
+//! [`board`] and [`metrics`] what the API and `/metrics` show, [`runner`] the task, and
+//! [`push`] the one-shot `scan --push`.
 
 pub mod board;
+pub mod consul;
+pub mod contextforge;
 pub mod etcd;
 pub mod files;
 pub mod http;
+pub mod kailash;
 pub mod metrics;
 pub mod only;
 pub mod plan;
+pub mod push;
 pub mod runner;
 pub mod server_json;
 pub mod webhook;
@@ -103,7 +108,7 @@ pub enum Tick {
 /// One registry type. The runner calls these from one task, one at a time (`&mut self`),
 /// so an implementation keeps its connection state (a lease, a session) in plain fields.
 /// Every method is bounded by the sink's request timeout and body cap ([`http::Client`]).
-pub trait Sink: Send + 'static {
+pub trait Sink: Send + Sync + 'static {
     /// Whether `server` (active, and matching `only:`) belongs in this registry now.
     fn wants(&self, server: &StoredServer) -> Wanted {
         let _ = server;
@@ -199,16 +204,22 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Start the sink `plan` describes as a task under `stop`.
-pub fn spawn(
-    plan: SinkPlan,
-    cx: runner::Context,
-    stop: CancellationToken,
-) -> Result<JoinHandle<()>, SinkError> {
+/// What to do with a sink once [`build`] made it: start its task ([`spawn`]) or push a
+/// scan's servers through it once ([`push`]). Generic over the type, so the one `match`
+/// from plan to type is written once, in [`build`].
+pub trait Visitor {
+    /// What the visit gives back.
+    type Out;
+    /// Use `sink`, built from `plan`.
+    fn visit<S: Sink>(self, sink: S, plan: SinkPlan) -> Self::Out;
+}
+
+/// Build the sink `plan` describes and hand it to `v`.
+pub fn build<V: Visitor>(plan: SinkPlan, v: V) -> Result<V::Out, SinkError> {
     Ok(match &plan.kind {
         SinkKind::ServerJson { dir } => {
             let sink = server_json::ServerJson::new(dir.clone());
-            tokio::spawn(runner::run(sink, plan, cx, stop))
+            v.visit(sink, plan)
         }
         SinkKind::Etcd {
             endpoints,
@@ -224,7 +235,7 @@ pub fn spawn(
                 scanner: etcd::scanner_name(),
             };
             let sink = etcd::Etcd::new(settings, plan.timeout)?;
-            tokio::spawn(runner::run(sink, plan, cx, stop))
+            v.visit(sink, plan)
         }
         SinkKind::Webhook {
             url,
@@ -238,7 +249,25 @@ pub fn spawn(
                 source: webhook::source_name(),
             };
             let sink = webhook::Webhook::new(settings, plan.timeout)?;
-            tokio::spawn(runner::run(sink, plan, cx, stop))
+            v.visit(sink, plan)
+        }
+        SinkKind::KailashFile { path, refresh } => {
+            let sink = kailash::KailashFile::new(path.clone(), *refresh);
+            v.visit(sink, plan)
+        }
+        SinkKind::Consul { url, token, ttl } => {
+            let sink = consul::Consul::new(consul::Options {
+                url: url.clone(),
+                token: token.clone(),
+                ttl: *ttl,
+                timeout: plan.timeout,
+                concurrency: plan.concurrency,
+            })?;
+            v.visit(sink, plan)
+        }
+        SinkKind::ContextForge { url, token } => {
+            let sink = contextforge::ContextForge::new(url.clone(), token.clone(), plan.timeout)?;
+            v.visit(sink, plan)
         }
         other => {
             return Err(SinkError::transient(format!(
@@ -247,4 +276,25 @@ pub fn spawn(
             )))
         }
     })
+}
+
+struct Spawner {
+    cx: runner::Context,
+    stop: CancellationToken,
+}
+
+impl Visitor for Spawner {
+    type Out = JoinHandle<()>;
+    fn visit<S: Sink>(self, sink: S, plan: SinkPlan) -> JoinHandle<()> {
+        tokio::spawn(runner::run(sink, plan, self.cx, self.stop))
+    }
+}
+
+/// Start the sink `plan` describes as a task under `stop`.
+pub fn spawn(
+    plan: SinkPlan,
+    cx: runner::Context,
+    stop: CancellationToken,
+) -> Result<JoinHandle<()>, SinkError> {
+    build(plan, Spawner { cx, stop })
 }
