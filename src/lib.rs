@@ -1,11 +1,11 @@
 //! mcp-scout: find Model Context Protocol (MCP) servers on a network and keep track of them.
 //!
 //! ```text
-//!             discover/                      fingerprint/                 inventory (store/)          sinks (registry/)
+//!             discover/                      fingerprint/                 inventory (store/)          sinks/
 //!  config ─▶ sweep   (CIDR × ports, ICMP) ─┐
 //!            mdns    (DNS-SD browse)       ├─▶ Candidate ─▶ classify ─▶ Finding ─▶ upsert, diff ─▶ Change ─▶ mcp-mesh, kailash-file,
 //!            dns_srv (SRV + TXT)           │   (deduped     (HTTP/MCP                ▲                      etcd, webhook, consul,
-//!            static  (listed URLs)        ─┘    by key)      handshake)              │                      server.json export, stdout
+//!            static  (listed URLs)        ─┘    by key)      handshake)              │                      contextforge, server-json
 //!                                                                           monitor/ (health checks on a schedule,
 //!                                                                           state machine) ─▶ Health transitions
 //! ```
@@ -37,7 +37,9 @@
 //! [`monitor`] is the health monitor: the check engine that speaks MCP to each server, CEL
 //! conditions, the `health:` plan, the scheduler and the per-server state machine; the
 //! daemon runs it over the inventory (`daemon::monitor`), and `mcp-scout check` runs its
-//! checks once.
+//! checks once. [`sinks`] feed registries (MCP Mesh, a Kailash file, etcd, webhooks,
+//! ContextForge, Consul, server.json) from the store's change feed, one task per sink with a
+//! durable cursor (`daemon::sinks`), and once per scan for `scan --push`.
 //!
 //! Engines never print or exit; errors are typed per module (`thiserror`), and only the
 //! binary uses `anyhow`.
