@@ -51,6 +51,40 @@ pub enum Command {
     Changes(ChangesArgs),
     /// Health-check one MCP server once, as the daemon's monitor does; exit 0 healthy, 1 not.
     Check(CheckArgs),
+    /// Write registry documents from an inventory: a Kailash registry file or one
+    /// server.json per server (the same documents the daemon's sinks write).
+    Export(ExportArgs),
+}
+
+/// What `mcp-scout export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A Kailash `FileBasedDiscovery` registry file (JSON).
+    Kailash,
+    /// One server.json per server, in the official MCP Registry format.
+    #[value(name = "server-json")]
+    ServerJson,
+}
+
+/// `mcp-scout export` options.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The document format.
+    #[arg(value_enum, value_name = "FORMAT")]
+    pub format: ExportFormat,
+    /// The daemon's store file (read-only; safe while the daemon runs).
+    #[arg(long, value_name = "FILE")]
+    pub db: std::path::PathBuf,
+    /// kailash: write the file here (atomically) instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// server-json: the directory to write into (required for server-json).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+    /// Also export mcp-likely servers (by default only confirmed ones: mcp,
+    /// mcp-auth-required, as the sinks do).
+    #[arg(long)]
+    pub include_likely: bool,
 }
 
 /// `mcp-scout check` options.
@@ -404,6 +438,11 @@ pub struct ScanArgs {
     /// Never draw the progress bar (it is drawn only when stderr is a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// After the scan, register the confirmed MCP servers it found in a registry, once
+    /// (repeatable): mcp-mesh=URL, kailash-file=PATH, etcd=URL[,URL], server-json=DIR,
+    /// consul=URL, webhook=URL. Exit 2 if a push fails.
+    #[arg(long = "push", value_name = "TYPE=TARGET")]
+    pub push: Vec<String>,
     /// Worker threads, each with its own event loop [default: CPU count].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,

@@ -73,6 +73,14 @@ async fn run(cli: Cli) -> anyhow::Result<ScanOutcome> {
         Command::Check(args) => Ok(outcome(
             mcp_scout::commands::check::run(&args, shutdown).await?,
         )),
+        Command::Export(args) => {
+            let n = mcp_scout::commands::export::run(&args)?;
+            Ok(if n > 0 {
+                ScanOutcome::Found
+            } else {
+                ScanOutcome::NothingFound
+            })
+        }
     }
 }
 

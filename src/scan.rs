@@ -34,6 +34,19 @@ pub enum ScanError {
     /// Results could not be written.
     #[error(transparent)]
     Write(WriteError),
+    /// A `--push` value is unusable (before scanning).
+    #[error(transparent)]
+    PushSpec(#[from] crate::sinks::push::PushSpecError),
+    /// A push failed (after the results were written).
+    #[error("{failed} of {total} push(es) failed: {detail}")]
+    Push {
+        /// Pushes that failed.
+        failed: usize,
+        /// Pushes tried.
+        total: usize,
+        /// Each failure: target and error.
+        detail: String,
+    },
 }
 
 /// How the scan ended.
@@ -48,6 +61,12 @@ pub enum ScanOutcome {
 /// Run `mcp-scout scan`.
 pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutcome, ScanError> {
     let plan = JobPlan::resolve(&args.job_spec())?;
+    let pushes = args
+        .push
+        .iter()
+        .map(|p| crate::sinks::push::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut found: Vec<Record> = Vec::new();
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let (tx, mut rx) = mpsc::channel(EVENT_CHANNEL);
     let run = tokio::spawn({
@@ -78,6 +97,9 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
             }
             Event::Record(r) => {
                 if let Some(r) = shown.admit(*r) {
+                    if !pushes.is_empty() && r.kind.is_some_and(Verdict::is_mcp) {
+                        found.push(r.clone());
+                    }
                     if let Err(e) = writer.push(r) {
                         write_err = Some(e);
                         break; // dropping the receiver stops the run
@@ -115,11 +137,55 @@ pub async fn run(args: ScanArgs, shutdown: CancellationToken) -> Result<ScanOutc
             summary.probes_total
         );
     }
+    if !pushes.is_empty() {
+        push(pushes, found).await?;
+    }
     Ok(if shown.found > 0 {
         ScanOutcome::Found
     } else {
         ScanOutcome::NothingFound
     })
+}
+
+/// Push the scan's servers to every `--push` target; a line per target on stderr.
+async fn push(plans: Vec<crate::sinks::SinkPlan>, records: Vec<Record>) -> Result<(), ScanError> {
+    let servers: Vec<_> = records
+        .into_iter()
+        .filter_map(crate::store::StoredServer::from_scan)
+        .collect();
+    let total = plans.len();
+    let mut failures = Vec::new();
+    for plan in plans {
+        let mesh = matches!(plan.kind, crate::sinks::SinkKind::Mesh { .. });
+        let etcd = matches!(plan.kind, crate::sinks::SinkKind::Etcd { .. });
+        let done = crate::sinks::push::push(plan, &servers).await;
+        match &done.error {
+            None => {
+                eprintln!("push: {}: {} server(s) registered", done.to, done.servers);
+                if mesh && done.servers > 0 {
+                    eprintln!(
+                        "push: note: MCP Mesh marks these servers unhealthy about 20 s from now and evicts them about a minute later, unless something heartbeats them: run the daemon with an mcp-mesh sink to keep them"
+                    );
+                }
+                if etcd && done.servers > 0 {
+                    eprintln!("push: note: etcd entries written by a push carry no lease and stay until deleted; the daemon's etcd sink keeps them on a lease instead");
+                }
+            }
+            Some(e) => {
+                eprintln!("push: {}: failed: {e}", done.to);
+                failures.push(format!("{}: {e}", done.to));
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(ScanError::Push {
+            failed: failures.len(),
+            total,
+            detail: failures.join("; "),
+        })
+    }
 }
 
 fn start_bar(phase: progress::Phase) -> (CancellationToken, JoinHandle<()>) {

@@ -240,6 +240,40 @@ fn the_test_guard_refuses_anything_that_could_leave_loopback() {
     for args in allowed {
         assert_eq!(off_loopback(args), None, "{args:?}");
     }
+    for args in [
+        &[
+            "scan",
+            "127.0.0.1",
+            "--push",
+            "mcp-mesh=http://127.0.0.5:8000",
+        ][..],
+        &["scan", "127.0.0.1", "--push", "kailash-file=/tmp/x.json"],
+        &[
+            "scan",
+            "127.0.0.1",
+            "--push=etcd=http://127.0.0.1:2379,http://[::1]:2379",
+        ],
+    ] {
+        assert_eq!(off_loopback(args), None, "{args:?}");
+    }
+    // Sink URLs in a daemon config: loopback only, in block or flow style.
+    use common::config_off_loopback as cfg;
+    assert_eq!(
+        cfg("sinks:\n  - { name: m, type: mcp-mesh, url: \"http://127.0.0.9:18000\" }\n"),
+        None
+    );
+    assert_eq!(
+        cfg("    endpoints: [\"http://127.0.0.1:2379\", \"http://[::1]:2379\"]\n"),
+        None
+    );
+    for text in [
+        "sinks:\n  - { name: m, type: mcp-mesh, url: \"http://10.0.0.9:18000\" }\n",
+        "    url: https://hooks.example/x\n",
+        "    endpoints: [\"http://127.0.0.1:2379\", \"http://etcd:2379\"]\n",
+        "  - {name: c, type: consul, url: http://localhost:8500}\n",
+    ] {
+        assert!(cfg(text).is_some(), "{text} passed the guard");
+    }
     let refused: &[&[&str]] = &[
         &["check", "http://10.0.0.1:8000/mcp"],
         &["check", "http://localhost:8000/mcp"],
@@ -292,6 +326,23 @@ fn the_test_guard_refuses_anything_that_could_leave_loopback() {
         &["probe", "http://10.0.0.5:8000/mcp"],
         &["probe", "http://mcp.example:8000/mcp"],
         &["probe", "10.0.0.5:8000"],
+        &[
+            "scan",
+            "127.0.0.1",
+            "--push",
+            "mcp-mesh=http://registry:8000",
+        ],
+        &[
+            "scan",
+            "127.0.0.1",
+            "--push=etcd=http://127.0.0.1:2379,http://10.0.0.9:2379",
+        ],
+        &[
+            "scan",
+            "127.0.0.1",
+            "--push",
+            "webhook=https://hooks.example/x",
+        ],
     ];
     for args in refused {
         assert!(off_loopback(args).is_some(), "{args:?} passed the guard");

@@ -31,7 +31,17 @@ impl Sinks {
                     tracing::info!(sink = %name, "sink started: {}", plan.describe());
                     tasks.push((name, t));
                 }
-                Err(e) => tracing::error!(sink = %name, "sink not started: {e}"),
+                Err(e) => {
+                    tracing::error!(sink = %name, "sink not started: {e}");
+                    let mut status = crate::sinks::SinkStatus::new(
+                        &name,
+                        plan.kind.type_name(),
+                        plan.kind.target(),
+                    );
+                    status.state = crate::sinks::SinkState::Failing;
+                    status.last_error = Some(format!("not started: {e}"));
+                    cx.board.set(status);
+                }
             }
         }
         Self { stop, tasks }

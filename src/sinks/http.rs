@@ -30,6 +30,8 @@ pub struct Answer {
     pub body: Vec<u8>,
     /// Whether the body was longer than the cap.
     pub cut: bool,
+    /// The cap it was read with.
+    pub cap: usize,
 }
 
 impl Answer {
@@ -126,8 +128,22 @@ impl Client {
         req: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<Answer, SinkError> {
+        self.send_capped(req, what, BODY_CAP).await
+    }
+
+    /// [`Self::send`] with another body cap, for the one answer that legitimately grows
+    /// with the inventory (a registry's full listing); still a bound.
+    pub async fn send_capped(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+        cap: usize,
+    ) -> Result<Answer, SinkError> {
         let call = async {
-            let mut resp = req.send().await.map_err(|e| describe(&e, what))?;
+            let mut resp = req
+                .send()
+                .await
+                .map_err(|e| describe(&e, what, self.timeout))?;
             let status = resp.status();
             let content_type = resp
                 .headers()
@@ -136,8 +152,12 @@ impl Client {
                 .map(str::to_string);
             let mut body = Vec::new();
             let mut cut = false;
-            while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e, what))? {
-                let room = BODY_CAP - body.len();
+            while let Some(chunk) = resp
+                .chunk()
+                .await
+                .map_err(|e| describe(&e, what, self.timeout))?
+            {
+                let room = cap - body.len();
                 if chunk.len() > room {
                     body.extend_from_slice(&chunk[..room]);
                     cut = true;
@@ -150,23 +170,30 @@ impl Client {
                 content_type,
                 body,
                 cut,
+                cap,
             })
         };
         match tokio::time::timeout(self.timeout, call).await {
             Ok(r) => r,
-            Err(_) => Err(SinkError::transient(format!(
-                "{what}: no answer within {} (the sink's timeout)",
-                crate::units::format_duration(self.timeout)
-            ))),
+            Err(_) => Err(no_answer(what, self.timeout)),
         }
     }
 }
 
+/// The one message of a request that ran out of time, whichever timer fired first
+/// (reqwest's or ours).
+fn no_answer(what: &str, timeout: Duration) -> SinkError {
+    SinkError::transient(format!(
+        "{what}: no answer within {} (the sink's timeout)",
+        crate::units::format_duration(timeout)
+    ))
+}
+
 /// A reqwest error as a transient sink error, by its innermost cause and without the URL
 /// (which may carry credentials).
-fn describe(e: &reqwest::Error, what: &str) -> SinkError {
+fn describe(e: &reqwest::Error, what: &str, timeout: Duration) -> SinkError {
     if e.is_timeout() {
-        return SinkError::transient(format!("{what}: timed out"));
+        return no_answer(what, timeout);
     }
     let mut cause: &dyn std::error::Error = e;
     while let Some(next) = cause.source() {
@@ -209,6 +236,7 @@ mod tests {
             content_type: Some("text/html".into()),
             body: format!("<html>{}</html>", "x".repeat(5000)).into_bytes(),
             cut: false,
+            cap: BODY_CAP,
         };
         let e = a
             .json::<serde_json::Value>("GET /agents")

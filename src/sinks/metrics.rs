@@ -36,6 +36,16 @@ pub struct SinkReason {
     pub reason: String,
 }
 
+/// Labels `{sink,request}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkRequest {
+    /// The sink's name.
+    pub sink: String,
+    /// What the request does, from a small fixed set per type (MCP Mesh: `heartbeat`,
+    /// `register`, `deregister`, `list`).
+    pub request: String,
+}
+
 /// The sink metrics (cheap to clone: the families are shared).
 #[derive(Clone, Debug, Default)]
 pub struct SinkMetrics {
@@ -50,6 +60,9 @@ pub struct SinkMetrics {
     /// Servers matching `only:` that the sink cannot list, by reason, at its last
     /// reconciliation or delivery.
     pub skipped: Family<SinkReason, Gauge>,
+    /// Requests sent to the registry, by what they do (heartbeats included, which are
+    /// not deliveries).
+    pub requests: Family<SinkRequest, Counter>,
 }
 
 impl SinkMetrics {
@@ -81,7 +94,22 @@ impl SinkMetrics {
             "Servers the sink's filter selects but its registry cannot list, by reason",
             m.skipped.clone(),
         );
+        r.register(
+            "mcp_scout_sink_requests",
+            "Requests a sink sent to its registry, by what they do (heartbeat, register...)",
+            m.requests.clone(),
+        );
         m
+    }
+
+    /// Count one request of `sink`.
+    pub fn request(&self, sink: &str, request: &str) {
+        self.requests
+            .get_or_create(&SinkRequest {
+                sink: sink.into(),
+                request: request.into(),
+            })
+            .inc();
     }
 
     /// Count one delivery of `sink` with `result`.

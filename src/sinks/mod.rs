@@ -27,22 +27,27 @@
 //!   jittered exponential, `retry:`), a rejected delivery goes to the dead letters and the
 //!   cursor moves on. Discovery, health and the other sinks never wait on a sink.
 //!
-//! Each type is one file: `mesh`, `kailash`, `etcd`, `webhook`, `contextforge`, `consul`,
+//! Each type is one file: [`mesh`], `kailash`, `etcd`, `webhook`, `contextforge`, `consul`,
 //! [`server_json`]. [`plan`] is the `sinks:` config, [`only`] the filter, [`http`] the
 //! bounded HTTP client they share, [`files`] the atomic writes of the file sinks,
-//! [`board`] and [`metrics`] what the API and `/metrics` show, [`runner`] the task.
+//! [`board`] and [`metrics`] what the API and `/metrics` show, [`runner`] the task, and
+//! [`push`] the one-shot `scan --push`.
 
 pub mod board;
 pub mod consul;
 pub mod contextforge;
+pub mod etcd;
 pub mod files;
 pub mod http;
 pub mod kailash;
+pub mod mesh;
 pub mod metrics;
 pub mod only;
 pub mod plan;
+pub mod push;
 pub mod runner;
 pub mod server_json;
+pub mod webhook;
 
 use std::future::Future;
 use std::time::Duration;
@@ -104,7 +109,7 @@ pub enum Tick {
 /// One registry type. The runner calls these from one task, one at a time (`&mut self`),
 /// so an implementation keeps its connection state (a lease, a session) in plain fields.
 /// Every method is bounded by the sink's request timeout and body cap ([`http::Client`]).
-pub trait Sink: Send + 'static {
+pub trait Sink: Send + Sync + 'static {
     /// Whether `server` (active, and matching `only:`) belongs in this registry now.
     fn wants(&self, server: &StoredServer) -> Wanted {
         let _ = server;
@@ -190,20 +195,71 @@ pub fn is_active(server: &StoredServer) -> bool {
 /// The tag, metadata value and key prefix that mark an entry as ours in every registry.
 pub const OURS: &str = "mcp-scout";
 
-/// Start the sink `plan` describes as a task under `stop`.
-pub fn spawn(
-    plan: SinkPlan,
-    cx: runner::Context,
-    stop: CancellationToken,
-) -> Result<JoinHandle<()>, SinkError> {
+/// This machine's host name (`localhost` when it cannot be read): how a sink names this
+/// daemon in what it writes (etcd's `scanner`, the webhook's `source`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// What to do with a sink once [`build`] made it: start its task ([`spawn`]) or push a
+/// scan's servers through it once ([`push`]). Generic over the type, so the one `match`
+/// from plan to type is written once, in [`build`].
+pub trait Visitor {
+    /// What the visit gives back.
+    type Out;
+    /// Use `sink`, built from `plan`.
+    fn visit<S: Sink>(self, sink: S, plan: SinkPlan) -> Self::Out;
+    /// The metrics a sink built for this visit counts its requests in (none for a push).
+    fn metrics(&self) -> Option<metrics::SinkMetrics> {
+        None
+    }
+}
+
+/// Build the sink `plan` describes and hand it to `v`.
+pub fn build<V: Visitor>(plan: SinkPlan, v: V) -> Result<V::Out, SinkError> {
+    let metrics = v.metrics();
     Ok(match &plan.kind {
         SinkKind::ServerJson { dir } => {
             let sink = server_json::ServerJson::new(dir.clone());
-            tokio::spawn(runner::run(sink, plan, cx, stop))
+            v.visit(sink, plan)
+        }
+        SinkKind::Etcd {
+            endpoints,
+            prefix,
+            lease_ttl,
+            user,
+        } => {
+            let settings = etcd::Settings {
+                endpoints: endpoints.clone(),
+                prefix: prefix.clone(),
+                lease_ttl: *lease_ttl,
+                user: user.clone(),
+                scanner: etcd::scanner_name(),
+            };
+            let sink = etcd::Etcd::new(settings, plan.timeout)?;
+            v.visit(sink, plan)
+        }
+        SinkKind::Webhook {
+            url,
+            secret,
+            headers,
+        } => {
+            let settings = webhook::Settings {
+                url: url.clone(),
+                secret: secret.clone(),
+                headers: headers.clone(),
+                source: webhook::source_name(),
+            };
+            let sink = webhook::Webhook::new(settings, plan.timeout)?;
+            v.visit(sink, plan)
         }
         SinkKind::KailashFile { path, refresh } => {
             let sink = kailash::KailashFile::new(path.clone(), *refresh);
-            tokio::spawn(runner::run(sink, plan, cx, stop))
+            v.visit(sink, plan)
         }
         SinkKind::Consul { url, token, ttl } => {
             let sink = consul::Consul::new(consul::Options {
@@ -213,17 +269,39 @@ pub fn spawn(
                 timeout: plan.timeout,
                 concurrency: plan.concurrency,
             })?;
-            tokio::spawn(runner::run(sink, plan, cx, stop))
+            v.visit(sink, plan)
         }
         SinkKind::ContextForge { url, token } => {
             let sink = contextforge::ContextForge::new(url.clone(), token.clone(), plan.timeout)?;
-            tokio::spawn(runner::run(sink, plan, cx, stop))
+            v.visit(sink, plan)
         }
-        other => {
-            return Err(SinkError::transient(format!(
-                "the {} sink type is not built yet",
-                other.type_name()
-            )))
+        SinkKind::Mesh { .. } => {
+            let sink = mesh::Mesh::new(&plan, metrics)?;
+            v.visit(sink, plan)
         }
     })
+}
+
+struct Spawner {
+    cx: runner::Context,
+    stop: CancellationToken,
+}
+
+impl Visitor for Spawner {
+    type Out = JoinHandle<()>;
+    fn visit<S: Sink>(self, sink: S, plan: SinkPlan) -> JoinHandle<()> {
+        tokio::spawn(runner::run(sink, plan, self.cx, self.stop))
+    }
+    fn metrics(&self) -> Option<metrics::SinkMetrics> {
+        Some(self.cx.metrics.clone())
+    }
+}
+
+/// Start the sink `plan` describes as a task under `stop`.
+pub fn spawn(
+    plan: SinkPlan,
+    cx: runner::Context,
+    stop: CancellationToken,
+) -> Result<JoinHandle<()>, SinkError> {
+    build(plan, Spawner { cx, stop })
 }

@@ -537,3 +537,7 @@ async fn blocking<T: Send + 'static>(
 /// How long a sink waits at most between two passes when nothing happens (bounds every
 /// wait, whatever the timers say).
 pub const MAX_IDLE: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;

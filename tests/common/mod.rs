@@ -139,11 +139,76 @@ pub fn daemon_command_in(wrapper: &[&str], config: &std::path::Path) -> Command 
     cmd
 }
 
+/// Why `--push TYPE=TARGET` could write beyond loopback: a URL target (`mcp-mesh`, `etcd`,
+/// `consul`, `webhook`) must name a loopback host; a path (`kailash-file`, `server-json`) is
+/// local.
+fn push_off_loopback(v: &str) -> Option<String> {
+    let (kind, target) = v.split_once('=')?;
+    if matches!(kind, "kailash-file" | "server-json") {
+        return None;
+    }
+    target
+        .split(',')
+        .find(|u| !loopback_url(u.trim()))
+        .map(|u| format!("--push {kind}={u:?} is not a loopback URL"))
+}
+
+/// Whether `u` is an http(s) URL whose host is a loopback literal.
+fn loopback_url(u: &str) -> bool {
+    let Some(rest) = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    loopback_ip(host)
+}
+
+/// Every registry URL a `sinks:` section names (`url:` and `endpoints:` values, in block or
+/// flow style, quoted or not), for the loopback check.
+fn sink_urls(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in ["url:", "endpoints:"] {
+        let mut rest = line;
+        while let Some(i) = rest.find(key) {
+            let before = rest[..i].chars().last();
+            rest = &rest[i + key.len()..];
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue; // `base_url:` and the like are other keys
+            }
+            let value = rest.trim_start();
+            let value = value.strip_prefix('[').unwrap_or(value);
+            let end = value.find(['}', ']']).unwrap_or(value.len());
+            for v in value[..end].split(',') {
+                let v = v.trim().trim_matches(['"', '\'']).trim();
+                if !v.is_empty() && !v.contains(": ") {
+                    out.push(v.to_string());
+                }
+                if key == "url:" {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Why a daemon config could reach beyond loopback (a line-based reading of the YAML the
-/// tests write: `targets:`/`exclude:` flow lists, and no `mdns:`, `srv:` or `local`).
+/// tests write: `targets:`/`exclude:` flow lists, no `mdns:`, `srv:` or `local`, and sink
+/// URLs on loopback only).
 pub fn config_off_loopback(text: &str) -> Option<String> {
     for line in text.lines() {
         let l = line.split(" #").next().unwrap_or("").trim();
+        for u in sink_urls(l) {
+            if !loopback_url(&u) {
+                return Some(format!("sink URL {u:?} is not a loopback URL"));
+            }
+        }
         for key in ["mdns:", "srv:", "- local", "dns:"] {
             if l.starts_with(key) {
                 return Some(format!("`{l}` reaches the network by itself"));
@@ -315,6 +380,13 @@ pub fn off_loopback(args: &[&str]) -> Option<String> {
                     if let Some(why) = target_off_loopback("scan", t) {
                         return Some(format!("--exclude: {why}"));
                     }
+                }
+            }
+            // A registry a one-shot push writes to: a URL must be loopback (a path is local).
+            "--push" => {
+                let v = value().unwrap_or_default();
+                if let Some(why) = push_off_loopback(&v) {
+                    return Some(why);
                 }
             }
             n if VALUE.contains(&n) => {
