@@ -218,6 +218,24 @@ fn records_follow_the_inventory_under_a_lease_through_etcd_and_daemon_restarts()
         &json!({"key": b64(&format!("{PREFIX}theirs")), "value": b64("{\"owner\":\"ops\"}")}),
         None,
     );
+    // 0. `scan --push etcd=…`: one record per server, with no lease (no daemon keeps one).
+    let out = common::scout(&[
+        "scan",
+        "127.0.0.182",
+        "-p",
+        "8000",
+        "--push",
+        &format!("etcd=http://{ETCD}"),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let pushed = keys(ETCD, "/mcp-scout/servers/", None);
+    assert_eq!(pushed.len(), 1, "{pushed:?}\n{}", common::stderr(&out));
+    assert_eq!(
+        pushed[0].1["url"], "http://127.0.0.182:8000/mcp",
+        "{pushed:?}"
+    );
+    assert_eq!(pushed[0].1["source"], "mcp-scout", "{pushed:?}");
+    assert_eq!(pushed[0].2, 0, "a pushed record has no lease: {pushed:?}");
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     // The first endpoint refuses connections: the sink fails over to the second.
@@ -304,6 +322,11 @@ fn records_follow_the_inventory_under_a_lease_through_etcd_and_daemon_restarts()
         Duration::from_secs(10),
         |v| v["status"] == "gone",
     );
+    d.wait_for("/api/v1/sinks", Duration::from_secs(20), |v| {
+        sink(v, "etcd")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("no endpoint of 2 answered; the last: POST /v3/kv/"))
+    });
     etcd_peer = Some(start_etcd(&data));
     let k = wait_keys(Some(&d), ETCD, PREFIX, Duration::from_secs(30), |k| {
         !k.iter().any(|(name, _, _)| *name == key)

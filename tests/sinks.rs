@@ -193,8 +193,13 @@ fn three_daemons_on_three_nodes_converge_on_one_healthy_mesh_entry() {
     }
     let id = agents()[0]["id"].as_str().unwrap().to_string();
     for (_, d) in &daemons {
-        let (_, v) = d.get_json("/api/v1/servers");
+        let v = d.wait_for("/api/v1/servers", Duration::from_secs(30), |v| {
+            v["count"] == 1
+        });
         assert_eq!(v["servers"][0]["id"], id.as_str(), "the same id everywhere");
+        d.wait_for("/api/v1/sinks", Duration::from_secs(30), |v| {
+            v["sinks"][0]["listed"] == 1 && v["sinks"][0]["state"] == "ok"
+        });
     }
     // 30 s, longer than Mesh's ~20 s unhealthy timeout: listed once, healthy every time.
     let watch = Instant::now();

@@ -14,7 +14,9 @@
 //!   "lease not found", means the lease expired (etcd was down longer than the TTL, or the
 //!   daemon stalled): a new lease is granted and the tick asks for a resync, which re-puts
 //!   everything on it. A put also refreshes the lease when a tick is overdue, so a long
-//!   reconciliation (the runner's one task is busy) cannot outlive it.
+//!   reconciliation (the runner's one task is busy) cannot outlive it. A `lease_ttl` of
+//!   zero (only `scan --push etcd=…` makes one; the config requires 5 s or more) puts
+//!   without a lease: a one-shot push has no daemon to keep one alive.
 //! - **Health.** An unhealthy server stays listed, its verdict in the record's `health`
 //!   (readers filter on `health.status`); a gone one is deleted.
 //! - **Endpoints** are tried in order when one cannot be reached; the one that answered is
@@ -38,13 +40,12 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
+use tokio::time::Instant;
 
 use super::http::{self, Answer};
 use super::plan::Secret;
@@ -110,8 +111,8 @@ pub struct Etcd {
     settings: Settings,
     /// The endpoint that answered last (tried first).
     current: usize,
-    /// The auth token, when authenticated.
-    token: Option<String>,
+    /// The auth token, when authenticated (a [`Secret`]: `Debug` never shows it).
+    token: Option<Secret>,
     /// The lease every record is attached to, once granted.
     lease: Option<String>,
     /// The lease was found gone (and is or will be granted anew): the next tick resyncs.
@@ -168,8 +169,13 @@ fn unb64(v: &Value, what: &str) -> Result<Vec<u8>, SinkError> {
 }
 
 /// The body of `/v3/kv/put` for `key` = `value` on `lease`.
-pub fn put_body(key: &str, value: &[u8], lease: &str) -> Value {
-    json!({"key": b64(key.as_bytes()), "value": b64(value), "lease": lease})
+/// (`None`: no lease, the key stays until deleted).
+pub fn put_body(key: &str, value: &[u8], lease: Option<&str>) -> Value {
+    let mut body = json!({"key": b64(key.as_bytes()), "value": b64(value)});
+    if let Some(l) = lease {
+        body["lease"] = json!(l);
+    }
+    body
 }
 
 /// The body of `/v3/auth/authenticate`.
@@ -226,7 +232,7 @@ impl Etcd {
                 .body(body.to_string());
             if auth {
                 if let Some(t) = &self.token {
-                    req = req.header(reqwest::header::AUTHORIZATION, t);
+                    req = req.header(reqwest::header::AUTHORIZATION, t.expose());
                 }
             }
             match self.client.send(req, &what).await {
@@ -244,6 +250,9 @@ impl Etcd {
                     last = e;
                 }
             }
+        }
+        if n > 1 {
+            last = SinkError::transient(format!("no endpoint of {n} answered; the last: {last}"));
         }
         Err(last)
     }
@@ -275,7 +284,7 @@ impl Etcd {
                 "POST /v3/auth/authenticate: the answer has no token",
             ));
         }
-        self.token = Some(token.to_string());
+        self.token = Some(Secret::new(token));
         Ok(())
     }
 
@@ -345,6 +354,11 @@ impl Etcd {
     /// Put one record, granting a new lease (once) if the one held expired.
     async fn put_record(&mut self, id: &str, value: &[u8]) -> Result<(), SinkError> {
         let key = self.key(id);
+        if self.settings.lease_ttl.is_zero() {
+            self.call("/v3/kv/put", &put_body(&key, value, None))
+                .await?;
+            return Ok(());
+        }
         if self.refreshed.elapsed() >= self.settings.lease_ttl / 3 {
             // A long reconciliation holds the task past the tick: keep the lease alive
             // here too, or the records put first would expire before it ends.
@@ -353,7 +367,7 @@ impl Etcd {
         for _ in 0..2 {
             let lease = self.lease().await?;
             match self
-                .call("/v3/kv/put", &put_body(&key, value, &lease))
+                .call("/v3/kv/put", &put_body(&key, value, Some(&lease)))
                 .await
             {
                 Ok(_) => return Ok(()),
@@ -505,7 +519,7 @@ impl Sink for Etcd {
     }
 
     fn tick_every(&self) -> Option<Duration> {
-        Some(self.settings.lease_ttl / 3)
+        (!self.settings.lease_ttl.is_zero()).then(|| self.settings.lease_ttl / 3)
     }
 
     async fn tick(&mut self, listed: &Listed) -> Result<Tick, SinkError> {
@@ -546,10 +560,12 @@ mod tests {
 
     #[test]
     fn bodies_are_base64_with_int64_strings() {
-        let b = put_body("/mcp-scout/servers/x", b"{}", "694");
+        let b = put_body("/mcp-scout/servers/x", b"{}", Some("694"));
         assert_eq!(b["key"], B64.encode("/mcp-scout/servers/x"));
         assert_eq!(b["value"], "e30=");
         assert_eq!(b["lease"], "694");
+        let b = put_body("/mcp-scout/servers/x", b"{}", None);
+        assert!(b.get("lease").is_none(), "{b}");
         let a = auth_body("root", &Secret::new("pw"));
         assert_eq!(a, json!({"name": "root", "password": "pw"}));
         assert_eq!(int64(&json!("7")), 7);
