@@ -2,7 +2,8 @@
 //! mcpgateway 1.0.7 on 127.0.0.199; one instance, it takes ~30 s to start): the real daemon
 //! finds real MCP servers (py1 streamable HTTP and SSE on 127.0.0.196-197) and registers each
 //! as a gateway, which ContextForge connects to (its tools appear in `GET /tools`); one it
-//! cannot initialise (py1-auth on 127.0.0.195) is a dead letter that holds nothing; an
+//! cannot initialise (py1-auth on 127.0.0.195) is a dead letter that holds nothing; one that
+//! loses a tool (py1-control on 127.0.0.194) has its gateway's tools refreshed; an
 //! unhealthy server's gateway is deactivated and reactivated when it is healthy again, a gone
 //! one is deleted; a gateway someone else registered (py1 stateless JSON on 127.0.0.198,
 //! which the daemon finds too: 409) is never touched; kill -9 and a restart, and a second
@@ -24,6 +25,7 @@ const FAST_HEALTH: &str =
     "health:\n  interval: 2s\n  timeout: 2s\n  unhealthy_threshold: 2\n  healthy_threshold: 1\n";
 /// ContextForge creates its schema at start: 27-48 s seen here, more under load.
 const GATEWAY_START: Duration = Duration::from_secs(240);
+const CONTROL: &str = "http://127.0.0.194:8000/mcp";
 const AUTH: &str = "http://127.0.0.195:8000/mcp";
 const STREAMABLE: &str = "http://127.0.0.196:8000/mcp";
 const SSE: &str = "http://127.0.0.197:8000/sse";
@@ -93,6 +95,27 @@ impl Gateway {
         v.as_array().unwrap().clone()
     }
 
+    /// The original names of the tools served through gateway `id`, sorted.
+    fn tool_names(&self, id: &Value) -> Vec<String> {
+        let (code, v) = self.call("GET", "/tools?limit=0", "");
+        assert_eq!(code, 200, "{v}");
+        let mut names: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["gatewayId"] == *id)
+            .map(|t| {
+                t["originalName"]
+                    .as_str()
+                    .or_else(|| t["name"].as_str())
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
     fn by_url(&self, url: &str) -> Option<Value> {
         self.all().into_iter().find(|g| g["url"] == url)
     }
@@ -139,6 +162,7 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
         ("py1-sse", "127.0.0.197", 8000),
         ("py1-stateless-json", "127.0.0.198", 8000),
     ]);
+    let _control = start_peers(&[("py1-control", "127.0.0.194", 8000)]);
     let gw = Gateway::start();
     // Someone else's gateway.
     let (code, theirs) = gw.call(
@@ -157,7 +181,7 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
         "sinks:\n  - name: cf\n    type: contextforge\n    url: 'http://{}'\n    token: '{}'\n    timeout: 20s\n    retry: {{initial: 200ms, max: 1s}}\n{FAST_HEALTH}",
         gw.addr, gw.token
     );
-    let cfg = write_config(&dir, port, &job("lo", "127.0.0.195-198", "1h"), &sinks);
+    let cfg = write_config(&dir, port, &job("lo", "127.0.0.194-198", "1h"), &sinks);
     let d = Daemon::start(&cfg, dir.path("daemon.log"), addr);
 
     // Both servers become gateways, with our name, tags and the right transport.
@@ -193,6 +217,32 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
         .filter(|t| t["gatewayId"] == s["id"])
         .count();
     assert_eq!(from_ours, 2, "{tools:#}");
+    // A server loses a tool: the next run sees it (an `updated` change), and the gateway is
+    // made to fetch the tools again.
+    gw.wait(
+        &d,
+        Duration::from_secs(30),
+        "the control server registered",
+        |g| g.by_url(CONTROL).is_some(),
+    );
+    let ctl = gw.by_url(CONTROL).unwrap();
+    assert_eq!(gw.tool_names(&ctl["id"]), ["echo", "get_status"]);
+    let (code, _) = http(
+        "127.0.0.194:8000".parse().unwrap(),
+        "POST",
+        "/control/drop-tool",
+        &[],
+        "",
+    );
+    assert_eq!(code, 200);
+    d.run_now("lo");
+    gw.wait(
+        &d,
+        Duration::from_secs(30),
+        "the gateway's tools refreshed",
+        |g| g.tool_names(&ctl["id"]) == ["echo"],
+    );
+
     // The auth-required server is ours to list, but ContextForge cannot initialise it (401):
     // a dead letter that says why, no gateway. The server behind the foreign gateway is
     // found too: its URL is taken (409) by a gateway that is not ours, which is left alone.
@@ -288,8 +338,11 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
         .iter()
         .filter(|g| tag_ids(g).contains(&"mcp-scout".to_string()))
         .collect();
-    assert_eq!(ours.len(), 1, "{all:#?}");
-    assert_eq!(ours[0]["id"], s["id"], "the same gateway, not a second one");
+    let mut urls: Vec<&str> = ours.iter().map(|g| g["url"].as_str().unwrap()).collect();
+    urls.sort();
+    assert_eq!(urls, [CONTROL, STREAMABLE], "{all:#?}");
+    let same = ours.iter().find(|g| g["url"] == STREAMABLE).unwrap();
+    assert_eq!(same["id"], s["id"], "the same gateway, not a second one");
     let foreign = all
         .iter()
         .find(|g| g["name"] == "ops-weather")
@@ -308,7 +361,7 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
     let dir2 = Scratch::new("sink-contextforge-2");
     let port2 = free_port();
     let addr2: SocketAddr = format!("127.0.0.1:{port2}").parse().unwrap();
-    let cfg2 = write_config(&dir2, port2, &job("lo", "127.0.0.195-198", "1h"), &sinks);
+    let cfg2 = write_config(&dir2, port2, &job("lo", "127.0.0.194-198", "1h"), &sinks);
     let d2 = Daemon::start(&cfg2, dir2.path("daemon.log"), addr2);
     d2.wait_for("/api/v1/sinks", Duration::from_secs(60), |v| {
         v["sinks"][0]["state"] == "ok" && v["sinks"][0]["listed"].as_u64() >= Some(1)
@@ -318,9 +371,10 @@ fn contextforge_registers_deactivates_reactivates_and_deletes_real_gateways() {
         .iter()
         .filter(|g| tag_ids(g).contains(&"mcp-scout".to_string()))
         .collect();
-    assert_eq!(ours.len(), 1, "{all:#?}");
-    assert_eq!(ours[0]["url"], STREAMABLE);
-    assert_eq!(ours[0]["enabled"], true);
+    let mut urls: Vec<&str> = ours.iter().map(|g| g["url"].as_str().unwrap()).collect();
+    urls.sort();
+    assert_eq!(urls, [CONTROL, STREAMABLE], "{all:#?}");
+    assert!(ours.iter().all(|g| g["enabled"] == true), "{all:#?}");
     for d in [d, d2] {
         let (code, _) = d.stop();
         assert_eq!(code, Some(0));

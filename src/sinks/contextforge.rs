@@ -22,6 +22,10 @@
 //!   a rejection that says so: we never touch someone else's gateway.
 //! - **Health:** unhealthy → `POST /gateways/{id}/state?activate=false` (it hides the
 //!   gateway and its tools), healthy, degraded or unknown again → `activate=true`.
+//! - **Tools:** the gateway fetches a server's tools once, at registration; when the tools
+//!   we know differ from what this process last had it fetch (after an `updated` change,
+//!   and once per gateway after a start), `POST /gateways/{id}/tools/refresh`. A failed
+//!   refresh is logged and tried again later; it never holds the sink.
 //! - **Gone:** `DELETE /gateways/{id}`; 404 (already gone) is a success.
 //! - The JWT goes in `Authorization: Bearer …` and never in a message. A refused token
 //!   (401, 403) is a transient error of the whole sink, not a dead letter per change, so an
@@ -66,6 +70,36 @@ pub struct ContextForge {
     cache: HashMap<String, Gateway>,
     /// Whether `cache` was filled by a listing (else a miss lists first).
     listed: bool,
+    /// ServerId → the tool list ([`tools_of`]) the gateway was last made to fetch by this
+    /// process; a server whose tools differ gets its gateway's tools refreshed.
+    tools: HashMap<String, String>,
+}
+
+/// The tool names and schema hashes of `s`, as one comparable string.
+fn tools_of(s: &StoredServer) -> String {
+    s.record
+        .tools
+        .iter()
+        .map(|t| {
+            format!(
+                "{}#{}",
+                t.name,
+                t.input_schema_hash.as_deref().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The error of an answer that refused the token (401, 403).
+fn token_refused(a: &Answer, what: &str) -> Option<SinkError> {
+    (a.status == StatusCode::UNAUTHORIZED || a.status == StatusCode::FORBIDDEN).then(|| {
+        SinkError::transient(format!(
+            "{what}: HTTP {} {}: ContextForge refused the token; give a valid, unexpired JWT in `token`",
+            a.status,
+            a.quote()
+        ))
+    })
 }
 
 /// The gateway name of server `id`.
@@ -153,6 +187,7 @@ impl ContextForge {
             client: Client::new(timeout)?,
             cache: HashMap::new(),
             listed: false,
+            tools: HashMap::new(),
         })
     }
 
@@ -166,14 +201,10 @@ impl ContextForge {
     /// every delivery, and the sink retries until the token is fixed.
     async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<Answer, SinkError> {
         let a = self.client.send(req, what).await?;
-        if a.status == StatusCode::UNAUTHORIZED || a.status == StatusCode::FORBIDDEN {
-            return Err(SinkError::transient(format!(
-                "{what}: HTTP {} {}: ContextForge refused the token; give a valid, unexpired JWT in `token`",
-                a.status,
-                a.quote()
-            )));
+        match token_refused(&a, what) {
+            Some(e) => Err(e),
+            None => Ok(a),
         }
-        Ok(a)
     }
 
     /// List our gateways and refresh the cache.
@@ -267,6 +298,45 @@ impl ContextForge {
     }
 }
 
+/// What a tools refresh did.
+enum Refreshed {
+    /// The gateway fetched the server's tools again.
+    Done,
+    /// It could not now (logged); tried again at the server's next delivery or resync.
+    Later,
+    /// The gateway no longer knows this gateway id.
+    Unknown,
+}
+
+impl ContextForge {
+    /// `POST /gateways/{id}/tools/refresh`: make the gateway fetch the server's tools again
+    /// (it fetched them once, at registration). Only a refused token is an error: a failed
+    /// refresh must not hold the sink, the registration itself is in place.
+    async fn refresh_tools(&mut self, server: &str, gw: &Gateway) -> Result<Refreshed, SinkError> {
+        let what = "POST /gateways/{id}/tools/refresh";
+        let req = self.request(Method::POST, &format!("/gateways/{}/tools/refresh", gw.id));
+        let a = match self.client.send(req, what).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(server = %server, "the gateway's tools were not refreshed: {e}");
+                return Ok(Refreshed::Later);
+            }
+        };
+        if let Some(e) = token_refused(&a, what) {
+            return Err(e);
+        }
+        if a.status == StatusCode::NOT_FOUND {
+            self.cache.remove(server);
+            return Ok(Refreshed::Unknown);
+        }
+        if let Err(e) = a.ok(what) {
+            tracing::warn!(server = %server, "the gateway's tools were not refreshed: {e}");
+            return Ok(Refreshed::Later);
+        }
+        Ok(Refreshed::Done)
+    }
+}
+
 impl Sink for ContextForge {
     async fn put(&mut self, server: &StoredServer) -> Result<(), SinkError> {
         let Some(body) = registration(server) else {
@@ -274,16 +344,37 @@ impl Sink for ContextForge {
         };
         let id = server.id.as_str();
         let want = active(server);
+        let tools = tools_of(server);
         // Twice at most: a cached gateway that the gateway no longer knows is registered anew.
         for _ in 0..2 {
             let gw = match self.find(id).await? {
                 Some(gw) => gw,
                 None if !want => return Ok(()),
-                None => self.register(server, &body).await?,
+                None => {
+                    let gw = self.register(server, &body).await?;
+                    self.tools.insert(id.to_string(), tools);
+                    return if gw.enabled || self.set_state(id, &gw, true).await? {
+                        Ok(())
+                    } else {
+                        Err(SinkError::transient(format!(
+                            "the gateway of {id} vanished right after it was registered"
+                        )))
+                    };
+                }
             };
-            if gw.enabled == want || self.set_state(id, &gw, want).await? {
-                return Ok(());
+            if gw.enabled != want && !self.set_state(id, &gw, want).await? {
+                continue;
             }
+            if want && self.tools.get(id) != Some(&tools) {
+                match self.refresh_tools(id, &gw).await? {
+                    Refreshed::Done => {
+                        self.tools.insert(id.to_string(), tools);
+                    }
+                    Refreshed::Later => {}
+                    Refreshed::Unknown => continue,
+                }
+            }
+            return Ok(());
         }
         Err(SinkError::transient(format!(
             "the gateway of {id} vanished twice while it was being updated"

@@ -517,4 +517,32 @@ mod tests {
         sink.flush().await.unwrap();
         assert_eq!(sink.list_ours().await.unwrap(), want);
     }
+
+    #[test]
+    fn a_one_shot_push_merges_into_the_file_and_refuses_a_broken_one() {
+        let dir = TempDir::new("kailash-push");
+        let path = dir.join("servers.json");
+        std::fs::write(
+            &path,
+            br#"{"servers": {"x": {"name": "x", "transport": "stdio"}}}"#,
+        )
+        .unwrap();
+        let s = testutil::stored("127.0.0.1", 8000, Verdict::Mcp);
+        write_file(&path, std::slice::from_ref(&s)).unwrap();
+        let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let ids: BTreeSet<&str> = doc["servers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(ids, BTreeSet::from(["x", s.id.as_str()]));
+        std::fs::write(&path, b"[1, 2]").unwrap();
+        let e = write_file(&path, &[s]).unwrap_err().to_string();
+        assert!(
+            e.contains("is not a registry file (not a JSON object)"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"[1, 2]");
+    }
 }
