@@ -586,6 +586,7 @@ mod tests {
             content_type: Some("application/json".into()),
             body: body.as_bytes().to_vec(),
             cut: false,
+            cap: crate::sinks::http::BODY_CAP,
         };
         let expired = answer(
             401,

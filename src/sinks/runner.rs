@@ -18,7 +18,10 @@
 //!   changes to one server in a batch only the last is delivered. An event sink (webhook)
 //!   gets every change.
 //! - **Only what is ours is removed.** A server that is not wanted is removed only when this
-//!   sink lists it (`sink_entries`) or the registry reports it as ours.
+//!   sink lists it (`sink_entries`), or when the registry marks it as ours *and* this
+//!   inventory knows the server (gone, or filtered out). A marked entry this inventory never
+//!   heard of belongs to another daemon feeding the same registry, and is left alone: a new
+//!   daemon's first reconciliation must not delete what the others registered.
 //! - **Back-off** is capped, jittered and exponential (backon), from `retry.initial` to
 //!   `retry.max`; while backing off the task waits only for the timer and stop, so a
 //!   failing registry is not hammered by every new change. The first success after a
@@ -254,16 +257,46 @@ impl Runner {
             }
         }
         self.publish_skipped(&skipped);
-        let mut ours: HashSet<String> = sink.list_ours().await?.into_iter().collect();
-        ours.extend(self.listed.keys().cloned());
-        ours.extend(self.newly_unlisted.iter().cloned());
+        let tagged: HashSet<String> = sink.list_ours().await?.into_iter().collect();
         sink.put_all(&desired).await?;
         let wanted: HashSet<&str> = desired.iter().map(|s| s.id.as_str()).collect();
-        let mut stale: Vec<String> = ours
-            .into_iter()
+        // What to remove: what this sink listed (its `sink_entries`) and no longer wants,
+        // and entries marked as ours whose server this inventory knows and does not want.
+        // An entry marked as ours that this inventory never heard of is another daemon's
+        // (a second node, or this one with a fresh store before its first run): left alone,
+        // or a new daemon would delete every entry the others registered.
+        let mut stale: Vec<String> = self
+            .listed
+            .keys()
+            .chain(self.newly_unlisted.iter())
             .filter(|id| !wanted.contains(id.as_str()))
+            .cloned()
             .collect();
+        let unknown: Vec<String> = tagged
+            .into_iter()
+            .filter(|id| {
+                !wanted.contains(id.as_str())
+                    && !self.listed.contains_key(id)
+                    && !self.newly_unlisted.contains(id)
+            })
+            .collect();
+        if !unknown.is_empty() {
+            let reader = self.cx.reader.clone();
+            let known = blocking(move || {
+                let mut known = Vec::new();
+                for id in unknown {
+                    if reader.has_server(&id)? {
+                        known.push(id);
+                    }
+                }
+                Ok(known)
+            })
+            .await
+            .map_err(|e| SinkError::transient(format!("reading the inventory: {e}")))?;
+            stale.extend(known);
+        }
         stale.sort();
+        stale.dedup();
         for id in &stale {
             sink.remove(id).await?;
         }

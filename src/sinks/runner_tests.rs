@@ -179,6 +179,8 @@ async fn delivers_changes_keeps_its_cursor_and_only_removes_its_own() {
     let fake = Fake::default();
     fake.with(|r| {
         r.entries.insert("theirs".into(), false);
+        // Marked as ours, but this inventory never heard of it: another daemon's.
+        r.entries.insert("another-daemons".into(), true);
     });
     let (stop, task) = bed.start(&fake, plan());
     let a = testutil::mcp("127.0.0.1", 8000, vec![testutil::tool("t", "h")]);
@@ -192,11 +194,15 @@ async fn delivers_changes_keeps_its_cursor_and_only_removes_its_own() {
         RunEnd::Completed,
     )
     .await;
-    until("both servers listed", || fake.ours().len() == 2).await;
+    until("both servers listed", || fake.ours().len() == 3).await;
     assert_eq!(
         fake.ours(),
-        vec![id_of("127.0.0.1"), id_of("127.0.0.2")],
-        "mcp-likely is not pushed"
+        vec![
+            id_of("127.0.0.1"),
+            id_of("127.0.0.2"),
+            "another-daemons".to_string()
+        ],
+        "mcp-likely is not pushed; another daemon's entry is kept"
     );
     until("the cursor saved", || {
         bed.reader
@@ -216,7 +222,10 @@ async fn delivers_changes_keeps_its_cursor_and_only_removes_its_own() {
     // resumes from its cursor, removes b and keeps someone else's entry.
     testutil::run(&bed.store, "lan", vec![a], RunEnd::Completed).await;
     let (stop, task) = bed.start(&fake, plan());
-    until("b removed", || fake.ours() == vec![id_of("127.0.0.1")]).await;
+    until("b removed", || {
+        fake.ours() == vec![id_of("127.0.0.1"), "another-daemons".to_string()]
+    })
+    .await;
     until("the queue drained", || {
         bed.status().queue_depth == 0 && bed.status().cursor > 3
     })
