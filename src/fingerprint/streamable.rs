@@ -262,7 +262,7 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> (PathOutcome, Option<
                 info.server_version
             ));
             explore(ctx, url, &mut mcp, r.session.as_deref()).await;
-            if let Some(v) = discover_versions(ctx, url).await {
+            if let Some(v) = modern_versions(ctx, url, &mcp).await {
                 for v in v {
                     if !mcp.protocol_versions.contains(&v) {
                         mcp.protocol_versions.push(v);
@@ -486,23 +486,31 @@ fn modern_request(ctx: &mut Ctx<'_>, url: &Url, method: &str) -> Request {
         .header("mcp-method", method)
 }
 
-/// Whether the server also speaks the modern era: its supported versions, if so.
-async fn discover_versions(ctx: &mut Ctx<'_>, url: &Url) -> Option<Vec<String>> {
+/// Whether the server also speaks the modern era: its supported versions, if so. A daemon
+/// job's carry answers for a server with the same identity as in an earlier run
+/// ([`super::carry`]); otherwise `server/discover` is asked.
+async fn modern_versions(ctx: &mut Ctx<'_>, url: &Url, mcp: &McpInfo) -> Option<Vec<String>> {
+    let label = format!(
+        "POST {} server/discover ({MODERN_VERSION}, does it speak the modern era?)",
+        url.path()
+    );
+    let identity = super::carry::Identity::of(mcp, Transport::StreamableHttp);
+    if let Some(f) = ctx.carry.and_then(|c| c.recall(url.as_str(), &identity)) {
+        ctx.log(label, super::carry::CARRIED);
+        ctx.modern.clone_from(&f.modern);
+        return f.modern;
+    }
     let req = modern_request(ctx, url, "server/discover");
-    let r = post(
-        ctx,
-        &format!(
-            "POST {} server/discover ({MODERN_VERSION}, does it speak the modern era?)",
-            url.path()
-        ),
-        req,
-        Expect::Discover,
-    )
-    .await?;
-    match r.reply {
+    let Some(r) = post(ctx, &label, req, Expect::Discover).await else {
+        // No answer: nothing of this fingerprint is carried to the next run.
+        ctx.misses += 1;
+        return None;
+    };
+    ctx.modern = match r.reply {
         Some(Reply::Discover(d)) => Some(d.supported_versions),
         _ => None,
-    }
+    };
+    ctx.modern.clone()
 }
 
 /// A modern-only server: `server/discover`, then `tools/list` in the same envelope.
