@@ -9,6 +9,8 @@
 //! advertised), whether it also speaks the modern era, and its session is closed with DELETE:
 //! Python servers keep probe sessions forever otherwise.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 use url::Url;
 
@@ -36,6 +38,10 @@ pub(crate) struct RpcReply {
 
 /// The `Accept` every POST sends: Streamable HTTP servers refuse requests without both.
 pub(crate) const ACCEPT: &str = "application/json, text/event-stream";
+/// How long the rest of a reply's event stream is read after the reply (see
+/// [`Stream::drain`]): long enough for the end a server sends right after it, short enough
+/// that a stream left open costs little.
+const DRAIN_WAIT: Duration = Duration::from_millis(50);
 
 pub(crate) fn rpc(id: u64, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
@@ -130,6 +136,9 @@ pub(crate) async fn post(
         ctx.cert.clone_from(&stream.cert);
     }
     let (reply, snippet) = read_reply(&mut stream, expect).await;
+    if reply.is_some() {
+        stream.drain(DRAIN_WAIT).await;
+    }
     let out = RpcReply {
         status: stream.status,
         media: stream.media_type(),
