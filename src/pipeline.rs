@@ -27,6 +27,7 @@ use crate::discover::sweep::{
     LOOPBACK_DEFAULT_CONCURRENCY, MAX_DEFAULT_CONCURRENCY,
 };
 use crate::finding::{rfc3339, Origin, PortState, ProbeResult, Record};
+use crate::fingerprint::carry::Carry;
 use crate::fingerprint::{Fingerprint, Fingerprinter, ProbeTarget, Verdict};
 use crate::gather::{Announced, GatherError, OutOfScope};
 use crate::plan::JobPlan;
@@ -86,6 +87,9 @@ pub struct Inputs {
     /// mDNS answers already known from a browser that keeps running between runs (the
     /// daemon); when set, the run does not browse on its own.
     pub mdns_known: Option<Vec<Candidate>>,
+    /// Advisory facts kept between the runs of one daemon job (see
+    /// [`crate::fingerprint::carry`]); `scan` passes none and reads everything.
+    pub carry: Option<Arc<Carry>>,
 }
 
 /// End-of-run facts (the `scan` object of JSON output).
@@ -323,7 +327,11 @@ pub async fn run(
         .fingerprint
         .clone()
         .map(Fingerprinter::new)
-        .transpose()?;
+        .transpose()?
+        .map(|f| match &inputs.carry {
+            Some(c) => f.with_carry(c.clone()),
+            None => f,
+        });
     let started = SystemTime::now();
     let clock = Instant::now();
     let Prepared {

@@ -842,3 +842,76 @@ fn server_cards_are_recorded_as_advisory_and_off_origin_cards_never_fetched() {
         "the in-scope catalog entry was not probed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carry_skips_the_card_and_health_gets_of_an_unchanged_server_and_gives_the_same_fingerprint(
+) {
+    use mcp_scout::fingerprint::carry::Carry;
+    use mcp_scout::fingerprint::{FingerprintOptions, Fingerprinter, ProbeTarget};
+    if !require_peers("a_carry_skips_the_card_and_health_gets_of_an_unchanged_server_and_gives_the_same_fingerprint") {
+        return;
+    }
+    // The daemon's rescans: the same Fingerprinter carry across two fingerprints of the
+    // real FastMCP server with a card and a catalog (py1-card).
+    let _peers = start_peers(&[("py1-card", "127.91.7.5", 8000)]);
+    let target = ProbeTarget {
+        addr: "127.91.7.5:8000".parse().unwrap(),
+        https: None,
+        path: None,
+        hint_path: None,
+        credentials: false,
+    };
+    let carry = std::sync::Arc::new(Carry::default());
+    let fp = Fingerprinter::new(FingerprintOptions::default())
+        .unwrap()
+        .with_carry(carry.clone());
+    let first = fp.fingerprint(&target).await;
+    let second = fp.fingerprint(&target).await;
+    let asked = |f: &mcp_scout::fingerprint::Fingerprint, what: &str| {
+        f.steps.iter().any(|s| s.request.contains(what))
+    };
+    for what in ["/server-card", "catalog.json", "GET /livez", "GET /health"] {
+        assert!(
+            asked(&first, what),
+            "the first run reads {what}: {:?}",
+            first.steps
+        );
+        assert!(
+            !asked(&second, what),
+            "a rescan carries {what}: {:?}",
+            second.steps
+        );
+    }
+    let carried = |f: &mcp_scout::fingerprint::Fingerprint, what: &str| {
+        f.steps
+            .iter()
+            .any(|s| s.request.contains(what) && s.outcome.starts_with("carried over"))
+    };
+    assert!(
+        carried(&second, "health endpoints, Server Card and catalog"),
+        "{:?}",
+        second.steps
+    );
+    assert!(!carried(&first, "server/discover") && carried(&second, "server/discover"));
+    assert!(
+        !asked(&second, "minted by an earlier reply"),
+        "no refused server/discover, so no minted session to close: {:?}",
+        second.steps
+    );
+    for what in ["initialize", "tools/list", "resources/list", "prompts/list"] {
+        assert!(asked(&second, what), "{what} is asked every run");
+    }
+    assert_eq!(carry.len(), 1);
+    assert!(first.server_card.is_some(), "{first:?}");
+    // Everything but the request log is the same.
+    let strip = |mut f: mcp_scout::fingerprint::Fingerprint| {
+        f.steps.clear();
+        f
+    };
+    assert_eq!(strip(first.clone()), strip(second));
+    // Without a carry (scan, probe, watch) every fingerprint reads everything.
+    let plain = Fingerprinter::new(FingerprintOptions::default()).unwrap();
+    let third = plain.fingerprint(&target).await;
+    assert!(asked(&third, "/server-card") && asked(&third, "GET /livez"));
+    assert_eq!(strip(third), strip(first));
+}

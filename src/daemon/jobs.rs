@@ -7,6 +7,10 @@
 //! each run starts from what the browser knows instead of browsing again, and a goodbye
 //! or TTL expiry marks a server known only from mDNS as gone.
 //!
+//! Each job keeps a [`Carry`] across its runs: a rescan of a server whose handshake shows
+//! the same identity reuses its health endpoints, Server Card and `server/discover` answer
+//! instead of asking again (bounded and aged; see [`crate::fingerprint::carry`]).
+//!
 //! [`Jobs`] is the registry the API reads (is a job running, when did it last run) and
 //! triggers through, and what a reload diffs against: jobs added, removed or changed.
 
@@ -26,6 +30,7 @@ use crate::config::Job;
 use crate::discover::candidate::{Candidate, DiscoveryEvent};
 use crate::discover::mdns::MdnsBrowser;
 use crate::finding::{rfc3339, Origin, PortState, ProbeResult, Record};
+use crate::fingerprint::carry::Carry;
 use crate::fingerprint::{Fingerprinter, ProbeTarget};
 use crate::pipeline::{self, Event, Inputs};
 use crate::store::{Change, Reader, RunEnd, RunId, RunOutcome, Store, StoreError};
@@ -219,6 +224,7 @@ impl Jobs {
             ctx: self.ctx.clone(),
             status: status.clone(),
             mdns: None,
+            carry: Arc::default(),
         };
         let (s, r) = (stop.clone(), retire.clone());
         let task = tokio::spawn(async move {
@@ -248,6 +254,10 @@ struct Runner {
     ctx: Context,
     status: Arc<Mutex<JobStatus>>,
     mdns: Option<MdnsWatch>,
+    /// Health endpoints and Server Cards kept from this job's earlier runs, so a rescan of
+    /// an unchanged server skips those five GETs (bounded and aged: see
+    /// [`crate::fingerprint::carry`]). Per runner: a changed job starts afresh.
+    carry: Arc<Carry>,
 }
 
 impl Runner {
@@ -331,7 +341,11 @@ impl Runner {
         let mdns_known = self.mdns.as_ref().map(MdnsWatch::snapshot);
         let (tx, mut rx) = mpsc::channel(RUN_EVENTS);
         let plan = job.plan.clone();
-        let pipe = pipeline::run(&plan, Inputs { mdns_known }, tx, stop.clone());
+        let inputs = Inputs {
+            mdns_known,
+            carry: Some(self.carry.clone()),
+        };
+        let pipe = pipeline::run(&plan, inputs, tx, stop.clone());
         let collect = async {
             let mut records = Vec::new();
             while let Some(ev) = rx.recv().await {

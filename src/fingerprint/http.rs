@@ -202,6 +202,24 @@ impl Stream {
         self.read >= self.max_bytes
     }
 
+    /// Read and drop what is left of the body, within the stream's caps and at most `wait`;
+    /// whether the body ended. A response read to its end hands its connection back to the
+    /// client's pool, so the endpoint's next request reuses it instead of connecting again
+    /// (a server closes a POST's event stream right after the reply). A stream that stays
+    /// open costs `wait`, then is dropped as before.
+    pub async fn drain(&mut self, wait: Duration) -> bool {
+        let until = (Instant::now() + wait).min(self.deadline);
+        while self.read < self.max_bytes {
+            let left = until.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.inner.chunk()).await {
+                Ok(Ok(Some(c))) => self.read += c.len(),
+                Ok(Ok(None)) => return true,
+                Ok(Err(_)) | Err(_) => return false,
+            }
+        }
+        false
+    }
+
     /// The next chunk, or `None` at the end of the stream, the byte cap or the time cap.
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.read >= self.max_bytes {

@@ -24,6 +24,7 @@
 //! [`FingerprintOptions::budget`]. Failures of the peer are evidence, not errors.
 
 pub mod auth;
+pub mod carry;
 pub mod credentials;
 pub mod http;
 pub mod jsonrpc;
@@ -35,6 +36,7 @@ pub mod tls;
 pub mod www_auth;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -311,6 +313,14 @@ pub(crate) struct Ctx<'a> {
     pub(crate) sessions: Vec<(Url, String)>,
     /// Whether a path that cannot be MCP got the same challenge (asked once per endpoint).
     pub(crate) wall: Option<bool>,
+    /// Requests that got no response (failed, timed out, or skipped for the budget): facts
+    /// read meanwhile are incomplete and never carried to the next run.
+    pub(crate) misses: u32,
+    /// Facts kept from earlier runs of a daemon job ([`carry`]); `None` reads everything.
+    pub(crate) carry: Option<&'a carry::Carry>,
+    /// The versions `server/discover` showed this time (fetched or carried), kept with the
+    /// other carried facts.
+    pub(crate) modern: Option<Vec<String>>,
     next_id: u64,
 }
 
@@ -326,6 +336,9 @@ impl<'a> Ctx<'a> {
             cert: None,
             sessions: Vec::new(),
             wall: None,
+            misses: 0,
+            carry: None,
+            modern: None,
             next_id: 0,
         }
     }
@@ -363,6 +376,7 @@ impl<'a> Ctx<'a> {
     pub(crate) async fn send(&mut self, label: &str, req: &Request) -> Option<Response> {
         if !self.has_time() {
             self.log(label, "skipped: endpoint budget spent");
+            self.misses += 1;
             return None;
         }
         match self.http.send(req).await {
@@ -379,6 +393,7 @@ impl<'a> Ctx<'a> {
             }
             Err(e) => {
                 self.log(label, e.to_string());
+                self.misses += 1;
                 None
             }
         }
@@ -402,6 +417,9 @@ pub struct Fingerprinter {
     /// so that a target not cleared for them can never get them by mistake.
     authed: Option<HttpProber>,
     opts: FingerprintOptions,
+    /// Facts kept from earlier runs of the same daemon job (`None` for `scan`, `probe`,
+    /// `watch`: they read everything).
+    carry: Option<Arc<carry::Carry>>,
 }
 
 /// Where to probe: an address, and optionally the scheme and path the user named.
@@ -435,7 +453,16 @@ impl Fingerprinter {
             http: HttpProber::new(opts.http.clone())?,
             authed,
             opts,
+            carry: None,
         })
+    }
+
+    /// The same fingerprinter, carrying advisory facts between runs through `carry` (see
+    /// [`carry`]): what a daemon job does.
+    #[must_use]
+    pub fn with_carry(mut self, carry: Arc<carry::Carry>) -> Self {
+        self.carry = Some(carry);
+        self
     }
 
     /// Fingerprint one endpoint within the budget.
@@ -482,6 +509,9 @@ impl Fingerprinter {
                 cert: None,
                 sessions: Vec::new(),
                 wall: None,
+                misses: 0,
+                carry: self.carry.as_deref(),
+                modern: None,
                 next_id: 0,
             };
             let req = Request::new(reqwest::Method::GET, ctx.url(&first));
@@ -658,8 +688,9 @@ async fn finish(ctx: &mut Ctx<'_>, best: PathOutcome) -> Fingerprint {
             transport,
             mut info,
         } => {
-            info.health_endpoints = health(ctx).await;
-            fp.server_card = server_card::read(ctx, &url, &info, transport).await;
+            let facts = advisory(ctx, &url, &info, transport).await;
+            info.health_endpoints = facts.health;
+            fp.server_card = facts.server_card;
             fp.verdict = Verdict::Mcp;
             fp.confidence = if transport == Transport::Sse {
                 0.95
@@ -723,6 +754,39 @@ async fn finish(ctx: &mut Ctx<'_>, best: PathOutcome) -> Fingerprint {
     fp.evidence = lead;
     fp.steps = std::mem::take(&mut ctx.steps);
     fp
+}
+
+/// The health endpoints and the Server Card of a confirmed server: carried from an earlier
+/// run when the fingerprint's carry holds them for the same identity, else read (and kept,
+/// with the `server/discover` answer, when no request of this fingerprint went unanswered).
+async fn advisory(
+    ctx: &mut Ctx<'_>,
+    url: &Url,
+    info: &McpInfo,
+    transport: Transport,
+) -> carry::Facts {
+    let identity = carry::Identity::of(info, transport);
+    if let Some(facts) = ctx.carry.and_then(|c| c.recall(url.as_str(), &identity)) {
+        ctx.evidence.extend(facts.evidence.iter().cloned());
+        ctx.log(
+            "GET health endpoints, Server Card and catalog",
+            carry::CARRIED,
+        );
+        return facts;
+    }
+    let evidence_from = ctx.evidence.len();
+    let health = health(ctx).await;
+    let server_card = server_card::read(ctx, url, info, transport).await;
+    let facts = carry::Facts {
+        health,
+        server_card,
+        evidence: ctx.evidence[evidence_from..].to_vec(),
+        modern: ctx.modern.clone(),
+    };
+    if let Some(c) = ctx.carry.filter(|_| ctx.misses == 0) {
+        c.remember(url.as_str(), identity, facts.clone());
+    }
+    facts
 }
 
 /// DELETE every session still open (within a short grace beyond the budget: leaving

@@ -9,6 +9,8 @@
 //! advertised), whether it also speaks the modern era, and its session is closed with DELETE:
 //! Python servers keep probe sessions forever otherwise.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 use url::Url;
 
@@ -36,6 +38,10 @@ pub(crate) struct RpcReply {
 
 /// The `Accept` every POST sends: Streamable HTTP servers refuse requests without both.
 pub(crate) const ACCEPT: &str = "application/json, text/event-stream";
+/// How long the rest of a reply's event stream is read after the reply (see
+/// [`Stream::drain`]): long enough for the end a server sends right after it, short enough
+/// that a stream left open costs little.
+const DRAIN_WAIT: Duration = Duration::from_millis(50);
 
 pub(crate) fn rpc(id: u64, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
@@ -130,6 +136,9 @@ pub(crate) async fn post(
         ctx.cert.clone_from(&stream.cert);
     }
     let (reply, snippet) = read_reply(&mut stream, expect).await;
+    if reply.is_some() {
+        stream.drain(DRAIN_WAIT).await;
+    }
     let out = RpcReply {
         status: stream.status,
         media: stream.media_type(),
@@ -262,7 +271,7 @@ pub(crate) async fn probe(ctx: &mut Ctx<'_>, url: &Url) -> (PathOutcome, Option<
                 info.server_version
             ));
             explore(ctx, url, &mut mcp, r.session.as_deref()).await;
-            if let Some(v) = discover_versions(ctx, url).await {
+            if let Some(v) = modern_versions(ctx, url, &mcp).await {
                 for v in v {
                     if !mcp.protocol_versions.contains(&v) {
                         mcp.protocol_versions.push(v);
@@ -486,23 +495,31 @@ fn modern_request(ctx: &mut Ctx<'_>, url: &Url, method: &str) -> Request {
         .header("mcp-method", method)
 }
 
-/// Whether the server also speaks the modern era: its supported versions, if so.
-async fn discover_versions(ctx: &mut Ctx<'_>, url: &Url) -> Option<Vec<String>> {
+/// Whether the server also speaks the modern era: its supported versions, if so. A daemon
+/// job's carry answers for a server with the same identity as in an earlier run
+/// ([`super::carry`]); otherwise `server/discover` is asked.
+async fn modern_versions(ctx: &mut Ctx<'_>, url: &Url, mcp: &McpInfo) -> Option<Vec<String>> {
+    let label = format!(
+        "POST {} server/discover ({MODERN_VERSION}, does it speak the modern era?)",
+        url.path()
+    );
+    let identity = super::carry::Identity::of(mcp, Transport::StreamableHttp);
+    if let Some(f) = ctx.carry.and_then(|c| c.recall(url.as_str(), &identity)) {
+        ctx.log(label, super::carry::CARRIED);
+        ctx.modern.clone_from(&f.modern);
+        return f.modern;
+    }
     let req = modern_request(ctx, url, "server/discover");
-    let r = post(
-        ctx,
-        &format!(
-            "POST {} server/discover ({MODERN_VERSION}, does it speak the modern era?)",
-            url.path()
-        ),
-        req,
-        Expect::Discover,
-    )
-    .await?;
-    match r.reply {
+    let Some(r) = post(ctx, &label, req, Expect::Discover).await else {
+        // No answer: nothing of this fingerprint is carried to the next run.
+        ctx.misses += 1;
+        return None;
+    };
+    ctx.modern = match r.reply {
         Some(Reply::Discover(d)) => Some(d.supported_versions),
         _ => None,
-    }
+    };
+    ctx.modern.clone()
 }
 
 /// A modern-only server: `server/discover`, then `tools/list` in the same envelope.

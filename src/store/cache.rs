@@ -28,7 +28,10 @@
 //! transaction (committed or rolled back: re-reading is always right), the writer re-reads
 //! just those servers from its own connection and swaps their entries in, *before* it
 //! answers the command or publishes its changes, so a caller that was told "committed" (and
-//! an SSE client that saw the change) reads what was committed. A health result written to
+//! an SSE client that saw the change) reads what was committed. A transaction that touched
+//! many servers (a rescan touches all of them) is swapped in [`SYNC_BATCH`] servers at a
+//! time, so a list read during that swap may show some servers as of before the
+//! transaction and the rest as of after it; each server is always whole. A health result written to
 //! one server every 30 ms therefore costs one row read and one entry swap, never a reload.
 //! The invariant writers must keep: a write that changes what a server's JSON shows touches
 //! that server's `servers` row (tables `server_jobs` and `server_tools` are `WITHOUT ROWID`,
@@ -48,6 +51,11 @@
 //! slack included). A large list streamed to a slow client keeps the entries it has not sent
 //! yet alive even if the writer replaces them meanwhile: at most one model's worth per
 //! such client, bounded by `api.max_connections`.
+//!
+//! **Memory, steady.** A rescan replaces every entry (each list item holds `last_seen`). The
+//! swap goes in batches of [`SYNC_BATCH`] so the new entries never coexist with a whole old
+//! model: built all at once, a rescan's model update held two models (the first run, with
+//! no old model, held one), and glibc keeps such a peak's pages resident afterwards.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,6 +80,9 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(30);
 /// Prepared statements the writer's connection keeps: the writer's own and the model's
 /// (rusqlite's default of 16 would evict and re-parse some on every run).
 const STATEMENT_CACHE: usize = 64;
+/// Servers re-read and swapped in at a time after a transaction: bounds the entries built
+/// ahead of their swap (a rescan touches every server) to this many, not a second model.
+const SYNC_BATCH: usize = 64;
 
 /// The extra columns the model reads after [`SERVER_COLUMNS`], by name (so columns added to
 /// `SERVER_COLUMNS` do not move them).
@@ -516,31 +527,49 @@ impl ReadModel {
                 }
             }
         }
-        // Read everything first (the model is only locked for the swap).
-        let mut rows = Vec::with_capacity(t.servers.len());
+        // Swapped in batches: a rescan touches every server, and building all the new
+        // entries before dropping any old one would hold two models at once (see the module
+        // doc's memory note). Each batch is read first, then locked only for its swap.
+        let rowids: Vec<i64> = t.servers.iter().copied().collect();
         let mut by_rowid = conn.prepare_cached(&format!(
             "SELECT {SERVER_COLUMNS}, {MODEL_COLUMNS} FROM servers s WHERE s.rowid = ?1"
         ))?;
-        for rowid in &t.servers {
-            if let Some(e) = by_rowid.query_row([rowid], entry).optional()? {
-                rows.push(e?);
+        for batch in rowids.chunks(SYNC_BATCH) {
+            let mut rows = Vec::with_capacity(batch.len());
+            for rowid in batch {
+                if let Some(e) = by_rowid.query_row([rowid], entry).optional()? {
+                    rows.push(e?);
+                }
+            }
+            let mut fresh = Vec::with_capacity(rows.len());
+            {
+                let m = self.read();
+                for mut e in rows {
+                    let id = &e.key.id;
+                    e.changes = match m.by_id.get(id) {
+                        Some(old) if !with_changes.contains(id) => old.changes.clone(),
+                        _ => changes(conn, id)?,
+                    };
+                    with_changes.remove(&e.key.id);
+                    fresh.push(e);
+                }
+            }
+            let mut m = self.write();
+            for rowid in batch {
+                if let Some(id) = m.by_rowid.get(rowid).cloned() {
+                    m.remove(&id);
+                }
+            }
+            for e in fresh {
+                m.insert(e);
             }
         }
-        let mut fresh = Vec::with_capacity(rows.len() + with_changes.len());
+        // Changes of servers whose row this transaction left alone.
+        let mut fresh = Vec::new();
         {
             let m = self.read();
-            for mut e in rows {
-                let id = &e.key.id;
-                e.changes = match m.by_id.get(id) {
-                    Some(old) if !with_changes.contains(id) => old.changes.clone(),
-                    _ => changes(conn, id)?,
-                };
-                with_changes.remove(&e.key.id);
-                fresh.push(e);
-            }
-            // Changes of servers whose row this transaction left alone.
             for id in &with_changes {
-                // (A touched row is in `rows`, or was deleted: never revive it.)
+                // (A touched row was swapped above, or was deleted: never revive it.)
                 if let Some(old) = m.by_id.get(id).filter(|o| !t.servers.contains(&o.rowid)) {
                     fresh.push(Entry {
                         changes: changes(conn, id)?,
@@ -550,11 +579,6 @@ impl ReadModel {
             }
         }
         let mut m = self.write();
-        for rowid in &t.servers {
-            if let Some(id) = m.by_rowid.get(rowid).cloned() {
-                m.remove(&id);
-            }
-        }
         for e in fresh {
             m.insert(e);
         }
