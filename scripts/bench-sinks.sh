@@ -34,8 +34,8 @@
 #                 the registry's healthy agents of ours equal exactly the servers the sink
 #                 must list (active, not unhealthy, with tools). Target < 15 s.
 #
-# retry.max is 5 s here: the runner's back-off adds a jitter of up to 100 % of the delay
-# (backon), so the default 10 s can wait up to 20 s before it notices the registry is back.
+# retry.max is 5 s here: a registry that comes back is noticed within it (the runner caps
+# the jittered back-off at retry.max; the default is 10 s).
 #
 # Targets are reported PASS/FAIL; a missed target does not make the script fail. It exits
 # non-zero only when the benchmark itself could not run.

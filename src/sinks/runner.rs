@@ -87,6 +87,8 @@ struct Runner {
     retry_at: Option<Instant>,
     /// Whether the current pass reconciled (so its success needs no second one).
     reconciled: bool,
+    /// Skip reasons published so far (reset to 0 when they no longer apply).
+    skip_reasons: HashSet<&'static str>,
 }
 
 impl Runner {
@@ -108,6 +110,7 @@ impl Runner {
             backoff: None,
             retry_at: None,
             reconciled: false,
+            skip_reasons: HashSet::new(),
         }
     }
 
@@ -504,7 +507,13 @@ impl Runner {
                 .without_max_times()
                 .build()
         });
-        let wait = backoff.next().unwrap_or(self.plan.retry_max);
+        // backon's jitter adds up to the whole delay again; `retry.max` is the longest wait
+        // the user asked for, so it caps the jittered value too (a registry that comes back
+        // is noticed within it).
+        let wait = backoff
+            .next()
+            .unwrap_or(self.plan.retry_max)
+            .min(self.plan.retry_max);
         self.retry_at = Some(Instant::now() + wait);
         let message = e.to_string();
         if n == 1 || n == FAILING_AFTER || self.status.last_error.as_deref() != Some(&message) {
@@ -527,7 +536,23 @@ impl Runner {
         wake.min(Instant::now() + MAX_IDLE)
     }
 
-    fn publish_skipped(&self, skipped: &HashMap<&'static str, i64>) {
+    fn publish_skipped(&mut self, skipped: &HashMap<&'static str, i64>) {
+        // A reason no server has any more goes back to 0 rather than keeping its last count.
+        for reason in self
+            .skip_reasons
+            .iter()
+            .filter(|r| !skipped.contains_key(*r))
+        {
+            self.cx
+                .metrics
+                .skipped
+                .get_or_create(&SinkReason {
+                    sink: self.plan.name.clone(),
+                    reason: (*reason).into(),
+                })
+                .set(0);
+        }
+        self.skip_reasons.extend(skipped.keys().copied());
         for (reason, n) in skipped {
             self.cx
                 .metrics
