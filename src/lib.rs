@@ -29,7 +29,8 @@
 //!   commands, that touches stdout.
 //!
 //! Commands are glue: [`scan`], [`probe`] and [`watch`] (and, in [`commands`], `check`); [`shutdown`] handles signals,
-//! [`sys`] the descriptor limit and [`units`] durations.
+//! [`sys`] the descriptor limit, [`units`] durations and [`hash`] the one stable hash (FNV-1a)
+//! of ids, phases and tool lists.
 //!
 //! The service: [`config`] reads the daemon's YAML into the same job plans; [`daemon`] runs
 //! them on schedules and serves the API; [`store`] is its SQLite inventory (one writer

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::daemon::sink_of;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -91,15 +93,6 @@ fn server_id(d: &Daemon, ip: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
-}
-
-fn sink<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["sinks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no sink {name}: {v}"))
 }
 
 #[test]
@@ -294,9 +287,9 @@ fn consul_mock_gets_exact_agent_requests_ttl_checks_fed_by_health_and_deregistra
     let v = d.wait_for("/api/v1/sinks", Duration::from_secs(30), |v| {
         ["html", "huge", "hang", "acl"]
             .iter()
-            .all(|n| sink(v, n)["last_error"].is_string())
+            .all(|n| sink_of(v, n)["last_error"].is_string())
     });
-    let err = |n: &str| sink(&v, n)["last_error"].as_str().unwrap().to_string();
+    let err = |n: &str| sink_of(&v, n)["last_error"].as_str().unwrap().to_string();
     assert!(
         err("html").contains("content type text/html"),
         "{}",
@@ -308,7 +301,7 @@ fn consul_mock_gets_exact_agent_requests_ttl_checks_fed_by_health_and_deregistra
         "{}",
         err("hang")
     );
-    assert_eq!(sink(&v, "c")["state"], "ok", "{v}");
+    assert_eq!(sink_of(&v, "c")["state"], "ok", "{v}");
     let logs = d.logs();
     assert!(
         !logs.contains(CONSUL_TOKEN),

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::daemon::sink_of;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -157,50 +159,6 @@ fn server_id(d: &Daemon, ip: &str) -> String {
         .to_string()
 }
 
-fn sink<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["sinks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no sink {name}: {v}"))
-}
-
-/// Run `job` once more and wait for that run to end: a run already going (the one at
-/// start) is waited out first.
-fn run(d: &Daemon, job: &str) {
-    let start = Instant::now();
-    loop {
-        let (code, body) = d.http(
-            "POST",
-            &format!("/api/v1/jobs/{job}/run"),
-            &[("Authorization", &common::daemon::auth())],
-            "",
-        );
-        let v: Value = serde_json::from_str(&body).unwrap();
-        let id = v["run_id"].clone();
-        d.wait_for(
-            &format!("/api/v1/runs?job={job}&limit=100"),
-            Duration::from_secs(60),
-            |r| {
-                r["runs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|r| r["id"] == id && r["status"] != "running")
-            },
-        );
-        if code == 202 {
-            return;
-        }
-        assert_eq!(code, 409, "{body}");
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "{job} never ran"
-        );
-    }
-}
-
 #[test]
 fn records_follow_the_inventory_under_a_lease_through_etcd_and_daemon_restarts() {
     if !require_etcd("sink_etcd") {
@@ -244,7 +202,7 @@ fn records_follow_the_inventory_under_a_lease_through_etcd_and_daemon_restarts()
     );
     let cfg = write_config(&dir, port, &job("lo", "127.0.0.182", "1h"), &sinks);
     let d = Daemon::start(&cfg, dir.path("daemon.log"), addr);
-    run(&d, "lo");
+    d.run_once_more("lo");
     let id = server_id(&d, "127.0.0.182");
     let key = format!("{PREFIX}{id}");
 
@@ -293,11 +251,11 @@ fn records_follow_the_inventory_under_a_lease_through_etcd_and_daemon_restarts()
     }
     // A registry answering HTML is a bounded error on its sink only.
     let v = d.wait_for("/api/v1/sinks", Duration::from_secs(20), |v| {
-        sink(v, "html")["last_error"]
+        sink_of(v, "html")["last_error"]
             .as_str()
             .is_some_and(|e| e.contains("not the expected JSON"))
     });
-    assert_eq!(sink(&v, "etcd")["state"], "ok", "{v}");
+    assert_eq!(sink_of(&v, "etcd")["state"], "ok", "{v}");
 
     // 1b. The lease ends under the daemon (revoked here, as an expiry would): etcd drops the
     // key; the next keep-alive finds no TTL, and a new lease carries the record again.
@@ -315,15 +273,15 @@ fn records_follow_the_inventory_under_a_lease_through_etcd_and_daemon_restarts()
     // 2. etcd goes down while the server goes; etcd comes back with its data: converges.
     drop(etcd_peer.take());
     drop(mcp.take());
-    run(&d, "lo");
-    run(&d, "lo");
+    d.run_once_more("lo");
+    d.run_once_more("lo");
     d.wait_for(
         &format!("/api/v1/servers/{id}"),
         Duration::from_secs(10),
         |v| v["status"] == "gone",
     );
     d.wait_for("/api/v1/sinks", Duration::from_secs(20), |v| {
-        sink(v, "etcd")["last_error"]
+        sink_of(v, "etcd")["last_error"]
             .as_str()
             .is_some_and(|e| e.starts_with("no endpoint of 2 answered; the last: POST /v3/kv/"))
     });
@@ -335,7 +293,7 @@ fn records_follow_the_inventory_under_a_lease_through_etcd_and_daemon_restarts()
 
     // 3. Back: the key is back.
     mcp = Some(start_peers(&[("py1-streamable", "127.0.0.182", 8000)]));
-    run(&d, "lo");
+    d.run_once_more("lo");
     wait_keys(Some(&d), ETCD, PREFIX, Duration::from_secs(20), |k| {
         k.iter().any(|(name, _, _)| *name == key)
     });
@@ -372,7 +330,7 @@ fn records_follow_the_inventory_under_a_lease_through_etcd_and_daemon_restarts()
         .max()
         .unwrap();
     d.wait_for("/api/v1/sinks", Duration::from_secs(20), |v| {
-        sink(v, "etcd")["cursor"].as_i64().unwrap() >= upto && sink(v, "etcd")["listed"] == 0
+        sink_of(v, "etcd")["cursor"].as_i64().unwrap() >= upto && sink_of(v, "etcd")["listed"] == 0
     });
     let k = keys(ETCD, PREFIX, None);
     assert!(
@@ -385,7 +343,7 @@ fn records_follow_the_inventory_under_a_lease_through_etcd_and_daemon_restarts()
     wait_keys(None, ETCD, PREFIX, Duration::from_secs(15), |k| {
         !k.iter().any(|(name, _, _)| *name == key)
     });
-    run(&d, "lo");
+    d.run_once_more("lo");
     wait_keys(Some(&d), ETCD, PREFIX, Duration::from_secs(20), |k| {
         k.iter().any(|(name, _, _)| *name == key)
     });
@@ -416,14 +374,14 @@ fn records_follow_the_inventory_under_a_lease_through_etcd_and_daemon_restarts()
 
     // 6. Gone: the key is deleted (gone_after: 2 runs), theirs is kept.
     drop(mcp.take());
-    run(&d, "lo");
-    run(&d, "lo");
+    d.run_once_more("lo");
+    d.run_once_more("lo");
     let k = wait_keys(Some(&d), ETCD, PREFIX, Duration::from_secs(20), |k| {
         !k.iter().any(|(name, _, _)| *name == key)
     });
     assert_eq!(k.len(), 1, "only theirs is left: {k:?}");
     let (_, v) = d.get_json("/api/v1/sinks");
-    assert_eq!(sink(&v, "etcd")["dead_letter_count"], 0, "{v}");
+    assert_eq!(sink_of(&v, "etcd")["dead_letter_count"], 0, "{v}");
     d.stop();
     drop(etcd_peer);
 }
@@ -456,7 +414,7 @@ fn with_etcd_auth_the_sink_authenticates_and_the_password_is_never_shown() {
     );
     let cfg = write_config(&dir, port, &job("lo", "127.0.0.184", "1h"), &sinks);
     let d = Daemon::start(&cfg, dir.path("daemon.log"), addr);
-    run(&d, "lo");
+    d.run_once_more("lo");
     let id = server_id(&d, "127.0.0.184");
     let token = {
         let v = etcd(

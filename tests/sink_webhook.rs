@@ -90,43 +90,8 @@ fn hook_sink(d: &Daemon) -> Value {
 
 /// Go (two runs: gone_after 2) after stopping the server.
 fn two_runs(d: &Daemon) {
-    run(d, "lo");
-    run(d, "lo");
-}
-
-/// Run `job` once more and wait for that run to end: a run already going (the one at
-/// start) is waited out first.
-fn run(d: &Daemon, job: &str) {
-    let start = Instant::now();
-    loop {
-        let (code, body) = d.http(
-            "POST",
-            &format!("/api/v1/jobs/{job}/run"),
-            &[("Authorization", &common::daemon::auth())],
-            "",
-        );
-        let v: Value = serde_json::from_str(&body).unwrap();
-        let id = v["run_id"].clone();
-        d.wait_for(
-            &format!("/api/v1/runs?job={job}&limit=100"),
-            Duration::from_secs(60),
-            |r| {
-                r["runs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|r| r["id"] == id && r["status"] != "running")
-            },
-        );
-        if code == 202 {
-            return;
-        }
-        assert_eq!(code, 409, "{body}");
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "{job} never ran"
-        );
-    }
+    d.run_once_more("lo");
+    d.run_once_more("lo");
 }
 
 #[test]
@@ -152,7 +117,7 @@ fn events_are_signed_ordered_retried_dead_lettered_and_survive_kill_9() {
     );
     let cfg = write_config(&dir, port, &job("lo", MCP_IP, "1h"), &sinks);
     let d = Daemon::start(&cfg, dir.path("daemon.log"), api);
-    run(&d, "lo");
+    d.run_once_more("lo");
 
     // 1. The appeared event arrives, well-formed and signed, with the extra header.
     let recs = wait_received(&d, HOOK, Duration::from_secs(20), |r| !r.is_empty());
@@ -231,7 +196,7 @@ fn events_are_signed_ordered_retried_dead_lettered_and_survive_kill_9() {
     // 2b. A receiver that never answers costs one timeout (3 s) per try, then a retry.
     control(HOOK, "hang");
     mcp = Some(start_peers(&[("py1-streamable", MCP_IP, 8000)]));
-    run(&d, "lo");
+    d.run_once_more("lo");
     let start = Instant::now();
     loop {
         let s = hook_sink(&d);
@@ -259,7 +224,7 @@ fn events_are_signed_ordered_retried_dead_lettered_and_survive_kill_9() {
     // 3. 422: a dead letter per refused event, shown in /api/v1/sinks; the sink moves on.
     control(HOOK, "status?code=422");
     mcp = Some(start_peers(&[("py1-streamable", MCP_IP, 8000)]));
-    run(&d, "lo");
+    d.run_once_more("lo");
     let back = *change_seqs(&d).last().unwrap();
     let start = Instant::now();
     let s = loop {
@@ -311,7 +276,7 @@ fn events_are_signed_ordered_retried_dead_lettered_and_survive_kill_9() {
     // 4b. A server forgotten (deleted from the inventory) has no record left: its gone
     // event carries the id, `status: gone` and the change.
     let _mcp = start_peers(&[("py1-streamable", MCP_IP, 8000)]);
-    run(&d, "lo");
+    d.run_once_more("lo");
     let (code, body) = d.http(
         "DELETE",
         &format!("/api/v1/servers/{id}"),

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::daemon::sink_of;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,15 +14,6 @@ use std::time::{Duration, Instant};
 use common::daemon::{free_port, job, write_config, Daemon, Scratch};
 use common::{require_peers, start_peers};
 use serde_json::Value;
-
-fn sink<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["sinks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no sink {name}: {v}"))
-}
 
 fn files(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(dir)
@@ -70,10 +63,10 @@ fn undelivered_changes_survive_a_failing_sink_and_kill_9_and_nothing_is_doubled(
     );
     let id = files(&good)[0].trim_end_matches(".server.json").to_string();
     let v = d.wait_for("/api/v1/sinks", Duration::from_secs(20), |v| {
-        let b = sink(v, "blocked");
+        let b = sink_of(v, "blocked");
         b["consecutive_failures"].as_u64().unwrap_or(0) >= 2
     });
-    let b = sink(&v, "blocked");
+    let b = sink_of(&v, "blocked");
     assert!(
         matches!(b["state"].as_str(), Some("retrying" | "failing")),
         "{b}"
@@ -82,7 +75,7 @@ fn undelivered_changes_survive_a_failing_sink_and_kill_9_and_nothing_is_doubled(
         b["last_error"].as_str().unwrap().contains("blocked"),
         "the error names the path: {b}"
     );
-    let g = sink(&v, "good");
+    let g = sink_of(&v, "good");
     assert_eq!(g["state"], "ok", "{g}");
     assert_eq!(g["queue_depth"], 0, "{g}");
     assert_eq!(g["listed"], 1, "{g}");
@@ -101,9 +94,9 @@ fn undelivered_changes_survive_a_failing_sink_and_kill_9_and_nothing_is_doubled(
         || files(&blocked.join("sub")) == vec![format!("{id}.server.json")],
     );
     let v = d.wait_for("/api/v1/sinks", Duration::from_secs(20), |v| {
-        sink(v, "blocked")["state"] == "ok" && sink(v, "blocked")["queue_depth"] == 0
+        sink_of(v, "blocked")["state"] == "ok" && sink_of(v, "blocked")["queue_depth"] == 0
     });
-    assert_eq!(sink(&v, "blocked")["listed"], 1);
+    assert_eq!(sink_of(&v, "blocked")["listed"], 1);
     assert_eq!(
         files(&good),
         vec![format!("{id}.server.json")],

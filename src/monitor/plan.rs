@@ -478,7 +478,8 @@ impl HealthPlan {
     }
 }
 
-fn issue<T>(s: &Spanned<T>, path: &str, message: impl Into<String>) -> PlanIssue {
+/// A [`PlanIssue`] at `s`'s location (also used by the `sinks:` plan).
+pub(crate) fn issue<T>(s: &Spanned<T>, path: &str, message: impl Into<String>) -> PlanIssue {
     PlanIssue {
         line: s.referenced.line(),
         column: s.referenced.column(),

@@ -20,7 +20,7 @@ use serde_saphyr::Spanned;
 
 use super::only::Only;
 use crate::fingerprint::Verdict;
-use crate::monitor::plan::PlanIssue;
+use crate::monitor::plan::{issue, PlanIssue};
 use crate::monitor::state::Status;
 use crate::units::{format_duration, parse_duration};
 
@@ -747,15 +747,6 @@ pub fn settings_yaml(kind: &SinkKind) -> Vec<(&'static str, String)> {
             ("ttl", d(*ttl)),
         ],
         SinkKind::ServerJson { dir } => vec![("dir", q(&dir.display().to_string()))],
-    }
-}
-
-fn issue<T>(s: &Spanned<T>, path: &str, message: impl Into<String>) -> PlanIssue {
-    PlanIssue {
-        line: s.referenced.line(),
-        column: s.referenced.column(),
-        path: path.to_string(),
-        message: message.into(),
     }
 }
 

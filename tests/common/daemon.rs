@@ -302,6 +302,41 @@ impl Daemon {
             .clone()
     }
 
+    /// Run `job` once more and wait for that run to end: a run already going (the one at
+    /// start) is waited out first (its trigger answers 409), then triggered again.
+    pub fn run_once_more(&self, job: &str) {
+        let start = Instant::now();
+        loop {
+            let (code, body) = self.http(
+                "POST",
+                &format!("/api/v1/jobs/{job}/run"),
+                &[("Authorization", &auth())],
+                "",
+            );
+            let v: Value = serde_json::from_str(&body).unwrap();
+            let id = v["run_id"].clone();
+            self.wait_for(
+                &format!("/api/v1/runs?job={job}&limit=100"),
+                Duration::from_secs(60),
+                |r| {
+                    r["runs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|r| r["id"] == id && r["status"] != "running")
+                },
+            );
+            if code == 202 {
+                return;
+            }
+            assert_eq!(code, 409, "{body}");
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "{job} never ran"
+            );
+        }
+    }
+
     /// `POST /api/v1/jobs/{job}/run` with the token; asserts 202 and returns the run id.
     pub fn trigger(&self, job: &str) -> i64 {
         let (code, body) = self.http(
@@ -409,4 +444,14 @@ pub fn sqlite_in(wrapper: &[&str], db: &Path, sql: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The sink named `name` in a `GET /api/v1/sinks` answer.
+pub fn sink_of<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no sink {name}: {v}"))
 }
