@@ -28,6 +28,10 @@
 #                 per second (mcp_scout_sink_requests_total{request="heartbeat"}, and
 #                 register/deregister, over the window) and the daemon's CPU (utime+stime
 #                 over wall, % of one core).
+#   failing sink  a webhook sink whose receiver answers 500 to everything for the whole run:
+#                 its queue depth after the sync and at the end, its state, and the daemon's
+#                 RSS after the sync, highest in the steady window and at the end (the
+#                 outbox is on disk, so memory stays flat while the queue grows).
 #   outage        SIGTERM the registry; at once kill the "go" and "health" servers, start the "appear" one, and trigger the churn jobs until the
 #                 daemon's inventory shows all 20 changes (gone, unhealthy, appeared); keep
 #                 the registry down for at least 60 s; start it again EMPTY, then time until
@@ -64,6 +68,7 @@ FLEET=127.1.0.1-127.1.3.219 # 987 addresses
 COUNT=1000
 API_PORT=19466
 REG_PORT=18000
+HOOK_PORT=18001
 TOKEN=bench-sinks-token-0123456789
 BENCH_NAME=bench-sinks
 export PATH="$PATH:${HOME:-/root}/.cargo/bin"
@@ -97,8 +102,9 @@ ensure_tools() {
 # start_peer NS NAME HOST PORT TAG: a peer in NS; prints its pid; waits for READY (120 s)
 start_peer() {
 	local ns=$1 name=$2 host=$3 port=$4 tag=$5 i pid
+	shift 5 # the rest: the peer's own arguments
 	MCP_SCOUT_PEERS_ANY_ADDR=1 ip netns exec "$ns" scripts/peers/run.sh "$name" \
-		--host "$host" --port "$port" >"$OUT/$tag.out" 2>>"$OUT/$tag.err" &
+		--host "$host" --port "$port" "$@" >"$OUT/$tag.out" 2>>"$OUT/$tag.err" &
 	pid=$!
 	STARTED_PIDS+=("$pid")
 	for ((i = 0; i < 1200; i++)); do
@@ -184,7 +190,7 @@ poll() { # poll NS ARGS...: run the poller in NS
 # inventory_changed NS: whether the 20 churn servers have all changed (7 gone, 6 unhealthy,
 # 7 active with tools on 127.2.0.8-14)
 inventory_changed() {
-	api "$1" /api/v1/servers | python3 -c '
+	api "$1" "/api/v1/servers?status=all" | python3 -c '
 import json, sys
 s = {x["ip"]: x for x in json.load(sys.stdin)["servers"] if x["ip"].startswith("127.2.0.")}
 n = lambda a, b: range(a, b + 1)
@@ -195,6 +201,11 @@ print(f"gone {sum(s.get(f'127.2.0.{i}', {}).get('status') == 'gone' for i in n(1
       f"unhealthy {sum((s.get(f'127.2.0.{i}', {}).get('health') or {}).get('status') == 'unhealthy' for i in n(15, 20))}/6, "
       f"appeared {sum(s.get(f'127.2.0.{i}', {}).get('status') == 'active' for i in n(8, 14))}/7")
 sys.exit(0 if gone and sick and new else 1)'
+}
+
+# hook_queue NS: the failing webhook sink's queue depth
+hook_queue() {
+	api "$1" /api/v1/sinks | python3 -c 'import json,sys; print([x for x in json.load(sys.stdin)["sinks"] if x["name"]=="failing"][0]["queue_depth"])' 2>/dev/null || echo "?"
 }
 
 main() {
@@ -215,6 +226,11 @@ main() {
 	health_pid=$PEER_PID
 	start_peer "$ns" mesh-registry 127.0.0.1 "$REG_PORT" registry
 	reg_pid=$PEER_PID
+	# A second sink whose registry answers 500 to every delivery for the whole run: its
+	# changes must wait on disk (memory flat) while the Mesh sink stays current.
+	start_peer "$ns" webhook-receiver 127.0.0.1 "$HOOK_PORT" hook --secret bench-secret
+	in_ns "$ns" curl -sf --max-time 5 -X POST "http://127.0.0.1:$HOOK_PORT/control/fail" >/dev/null ||
+		die "cannot put the webhook receiver in fail mode"
 	cfg="$d/config.yaml"
 	cat >"$cfg" <<EOF
 # bench-sinks.sh: 1,000 MCP endpoints fed into the real MCP Mesh registry
@@ -233,6 +249,11 @@ sinks:
     type: mcp-mesh
     url: http://127.0.0.1:$REG_PORT
     retry: {initial: 500ms, max: 5s}
+  - name: failing
+    type: webhook
+    url: http://127.0.0.1:$HOOK_PORT/events
+    secret: bench-secret
+    only: { kind: [mcp, mcp-auth-required, mcp-likely] }
 jobs:
   - name: fleet
     targets: [$FLEET]
@@ -262,6 +283,10 @@ EOF
 	t_sync=$(poll "$ns" count "$COUNT" 600) || die "initial sync incomplete: see $OUT"
 	t_sync=$(awk -v a="$t_start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
 	log "initial sync: $t_sync s after the daemon started"
+	local rss_sync q_sync t_fail0
+	read -r _ rss_sync < <(proc_sample "$DAEMON_PID")
+	q_sync=$(hook_queue "$ns")
+	t_fail0=$EPOCHREALTIME
 
 	log "steady state: $MINUTES min"
 	m0=$(machine_stat)
@@ -324,6 +349,12 @@ EOF
 	[[ $eq =~ ^[0-9]+([.][0-9]+)?$ ]] && pass=$(verdict "$eq < 15")
 	api "$ns" /metrics >"$OUT/metrics.txt" || true
 	api "$ns" /api/v1/sinks >"$OUT/sinks.json" || true
+	local rss_end q_end hook_state fail_s rss_max
+	read -r _ rss_end < <(proc_sample "$DAEMON_PID")
+	q_end=$(hook_queue "$ns")
+	hook_state=$(python3 -c 'import json,sys; s=[x for x in json.load(open(sys.argv[1]))["sinks"] if x["name"]=="failing"][0]; print(s["state"], s["consecutive_failures"], "failures in a row")' "$OUT/sinks.json" 2>/dev/null || echo "?")
+	fail_s=$(awk -v a="$t_fail0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
+	rss_max=$(awk '{ if ($3 > m) m = $3 } END { print m + 0 }' "$OUT/steady.samples")
 	stop_daemon
 	kill_pids "$reg_pid" "$appear_pid"
 	ns_delete "$ns"
@@ -349,6 +380,9 @@ EOF
 	echo "outage: registry down $outage_len s (20 changes in the inventory $(awk -v a="$t_down" -v b="$t_changed" 'BEGIN { printf "%.1f", b - a }') s into it),"
 	echo "        restarted EMPTY; wanted set: $wanted servers"
 	echo "registry equals the inventory $from_up s after the restart (READY)   target < 15 s  $pass"
+	echo "failing sink (webhook answering 500 all along, $fail_s s since the sync): $hook_state;"
+	echo "       its queue $q_sync -> $q_end changes (on disk); daemon RSS $((rss_sync / 1024)) MiB after the sync,"
+	echo "       $((rss_max / 1024)) MiB highest in the steady window, $((rss_end / 1024)) MiB at the end"
 }
 
 main
