@@ -197,9 +197,11 @@ n = lambda a, b: range(a, b + 1)
 gone = all(s.get(f"127.2.0.{i}", {}).get("status") == "gone" for i in n(1, 7))
 sick = all((s.get(f"127.2.0.{i}", {}).get("health") or {}).get("status") == "unhealthy" for i in n(15, 20))
 new = all(s.get(f"127.2.0.{i}", {}).get("status") == "active" for i in n(8, 14))
-print(f"gone {sum(s.get(f'127.2.0.{i}', {}).get('status') == 'gone' for i in n(1, 7))}/7, "
-      f"unhealthy {sum((s.get(f'127.2.0.{i}', {}).get('health') or {}).get('status') == 'unhealthy' for i in n(15, 20))}/6, "
-      f"appeared {sum(s.get(f'127.2.0.{i}', {}).get('status') == 'active' for i in n(8, 14))}/7")
+at = lambda i: s.get("127.2.0.%d" % i, {})
+g = sum(at(i).get("status") == "gone" for i in n(1, 7))
+u = sum((at(i).get("health") or {}).get("status") == "unhealthy" for i in n(15, 20))
+a = sum(at(i).get("status") == "active" for i in n(8, 14))
+print("gone %d/7, unhealthy %d/6, appeared %d/7" % (g, u, a))
 sys.exit(0 if gone and sick and new else 1)'
 }
 
@@ -336,7 +338,7 @@ EOF
 		t_changed=$EPOCHREALTIME
 	}
 	local left
-	left=$(awk -v a="$t_down" -v n="$EPOCHREALTIME" -v o="$OUTAGE_S" 'BEGIN { r = a + o - n; printf "%.2f", r > 0 ? r : 0 }')
+	left=$(awk -v a="$t_down" -v n="$EPOCHREALTIME" -v o="$OUTAGE_S" 'BEGIN { r = a + o - n; printf "%.2f", (r > 0 ? r : 0) }')
 	sleep "$left"
 	wanted=$(poll "$ns" wanted)
 	start_peer "$ns" mesh-registry 127.0.0.1 "$REG_PORT" registry2
