@@ -68,18 +68,6 @@ esac
 check_common
 [[ $KILLS =~ ^[1-9][0-9]?$ ]] || die "BENCH_KILLS must be 1..99"
 
-ensure_tools() {
-	local need=()
-	command -v curl >/dev/null || need+=(curl)
-	command -v python3 >/dev/null || need+=(python3)
-	command -v ip >/dev/null || need+=(iproute2)
-	((${#need[@]} == 0)) || apt_install "${need[@]}"
-	if [[ ! -x $BIN ]]; then
-		log "building the release binary (cargo build --release --locked)"
-		cargo build --release --locked >&2
-	fi
-	scripts/peers/setup.sh >&2
-}
 
 # start_peer NS HOST TAG: the peer in NS on HOST:8000; sets PEER_PID, waits for READY (90 s)
 PEER_PID=""

@@ -86,18 +86,6 @@ esac
 check_common
 [[ $OUTAGE_S =~ ^[1-9][0-9]{0,3}$ ]] || die "BENCH_OUTAGE_S must be 1..9999"
 
-ensure_tools() {
-	local need=()
-	command -v curl >/dev/null || need+=(curl)
-	command -v python3 >/dev/null || need+=(python3)
-	command -v ip >/dev/null || need+=(iproute2)
-	((${#need[@]} == 0)) || apt_install "${need[@]}"
-	if [[ ! -x $BIN ]]; then
-		log "building the release binary (cargo build --release --locked)"
-		cargo build --release --locked >&2
-	fi
-	scripts/peers/setup.sh >&2
-}
 
 # start_peer NS NAME HOST PORT TAG: a peer in NS; prints its pid; waits for READY (120 s)
 start_peer() {

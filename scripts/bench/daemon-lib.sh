@@ -182,3 +182,18 @@ verdict() { # verdict COND-AWK-EXPR: PASS or FAIL
 	if awk "BEGIN { exit !($1) }"; then echo PASS; else echo FAIL; fi
 }
 
+
+# ensure_tools: curl, python3 and ip (apt if missing), the release binary at $BIN (built
+# if absent) and the peers (scripts/peers/setup.sh), for bench-health.sh and bench-sinks.sh
+ensure_tools() {
+	local need=()
+	command -v curl >/dev/null || need+=(curl)
+	command -v python3 >/dev/null || need+=(python3)
+	command -v ip >/dev/null || need+=(iproute2)
+	((${#need[@]} == 0)) || apt_install "${need[@]}"
+	if [[ ! -x $BIN ]]; then
+		log "building the release binary (cargo build --release --locked)"
+		cargo build --release --locked >&2
+	fi
+	scripts/peers/setup.sh >&2
+}
