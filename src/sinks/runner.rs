@@ -218,7 +218,7 @@ impl Runner {
         if let (Some(at), Some(every)) = (self.next_tick, sink.tick_every()) {
             if Instant::now() >= at {
                 let tick = sink.tick(&self.listed).await?;
-                self.next_tick = Some(Instant::now() + every);
+                self.next_tick = Some(next_slot(at, every, Instant::now()));
                 self.status.last_success = Some(rfc3339(SystemTime::now()));
                 if tick == Tick::Resync {
                     tracing::info!(sink = %self.name(), "the registry lost entries; reconciling");
@@ -595,6 +595,21 @@ async fn blocking<T: Send + 'static>(
 /// How long a sink waits at most between two passes when nothing happens (bounds every
 /// wait, whatever the timers say).
 pub const MAX_IDLE: Duration = Duration::from_secs(60);
+
+/// The next tick after the one planned at `at`: planned from the previous plan, not from the
+/// end of the round, so a round's own duration does not stretch the period (a 5 s heartbeat
+/// stays 5 s while a round takes 2 s). A round that overran whole periods skips the missed
+/// slots (like a cron) rather than ticking back to back: a registry too slow for the period
+/// is not hammered, and the phase is kept.
+fn next_slot(at: Instant, every: Duration, now: Instant) -> Instant {
+    let every = every.max(Duration::from_millis(1));
+    let mut next = at + every;
+    if next <= now {
+        let behind = now.duration_since(next).as_nanos() / every.as_nanos();
+        next += every * u32::try_from(behind + 1).unwrap_or(u32::MAX);
+    }
+    next
+}
 
 #[cfg(test)]
 #[path = "runner_tests.rs"]

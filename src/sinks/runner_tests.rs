@@ -27,6 +27,11 @@ struct Registry {
     refuse: HashSet<String>,
     /// When each attempt was made (tokio's clock).
     attempts: Vec<Instant>,
+    /// The tick period (None: a sink that does not tick) and how long one round takes.
+    tick_every: Option<Duration>,
+    tick_cost: Duration,
+    /// When each round started.
+    ticks: Vec<Instant>,
 }
 
 #[derive(Clone, Default)]
@@ -90,6 +95,19 @@ impl Sink for Fake {
     async fn list_ours(&mut self) -> Result<Vec<String>, SinkError> {
         self.attempt()?;
         Ok(self.ours())
+    }
+
+    fn tick_every(&self) -> Option<Duration> {
+        self.with(|r| r.tick_every)
+    }
+
+    async fn tick(&mut self, _listed: &super::Listed) -> Result<crate::sinks::Tick, SinkError> {
+        let cost = self.with(|r| {
+            r.ticks.push(Instant::now());
+            r.tick_cost
+        });
+        tokio::time::sleep(cost).await;
+        Ok(crate::sinks::Tick::Fine)
     }
 }
 
@@ -329,4 +347,44 @@ async fn a_refused_delivery_is_a_dead_letter_and_the_others_go_on() {
     assert_eq!(bed.status().queue_depth, 0);
     stop.cancel();
     task.await.unwrap();
+}
+
+/// The gaps between the first `n` rounds of a sink ticking every `every` whose rounds take
+/// `cost`, on the paused clock.
+async fn tick_gaps(tag: &str, every: Duration, cost: Duration, n: usize) -> Vec<Duration> {
+    let bed = Bed::new(tag);
+    let fake = Fake::default();
+    fake.with(|r| {
+        r.tick_every = Some(every);
+        r.tick_cost = cost;
+    });
+    let (stop, task) = bed.start(&fake, plan());
+    until("the rounds", || fake.with(|r| r.ticks.len() > n)).await;
+    stop.cancel();
+    task.await.unwrap();
+    let ticks = fake.with(|r| r.ticks.clone());
+    ticks.windows(2).map(|w| w[1] - w[0]).take(n).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_tick_period_is_planned_from_the_last_plan_not_from_the_end_of_the_round() {
+    // A 5 s heartbeat whose rounds take 2 s: one round every 5 s (not every 7 s).
+    let every = Duration::from_secs(5);
+    let gaps = tick_gaps("runner-tick", every, Duration::from_secs(2), 6).await;
+    assert_eq!(gaps.len(), 6);
+    for g in &gaps {
+        let off = g.abs_diff(every);
+        assert!(off < Duration::from_millis(50), "gap {g:?} in {gaps:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_round_longer_than_the_period_skips_the_missed_slot_instead_of_ticking_back_to_back() {
+    // Rounds of 7 s against a 5 s period: the next slot after the overrun is at 10 s.
+    let every = Duration::from_secs(5);
+    let gaps = tick_gaps("runner-overrun", every, Duration::from_secs(7), 4).await;
+    for g in &gaps {
+        let off = g.abs_diff(every * 2);
+        assert!(off < Duration::from_millis(50), "gap {g:?} in {gaps:?}");
+    }
 }
