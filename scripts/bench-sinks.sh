@@ -49,6 +49,8 @@
 #   BENCH_MINUTES   steady-state minutes (default 3)
 #   BENCH_SAMPLE_S  seconds between CPU samples (default 2)
 #   BENCH_OUTAGE_S  least outage length in seconds (default 60)
+#   BENCH_FAILING   1 (default): with the failing webhook sink; 0: without it, the control
+#                   run that tells the failing sink's memory from the rest of the daemon's
 #   BENCH_OUT       raw outputs (default target/bench/sinks)
 #   BENCH_KEEP=1    keep the temporary stores
 #
@@ -64,6 +66,7 @@ OUT="${BENCH_OUT:-$ROOT/target/bench/sinks}"
 MINUTES="${BENCH_MINUTES:-3}"
 SAMPLE_S="${BENCH_SAMPLE_S:-2}"
 OUTAGE_S="${BENCH_OUTAGE_S:-60}"
+FAILING="${BENCH_FAILING:-1}"
 FLEET=127.1.0.1-127.1.3.219 # 987 addresses
 COUNT=1000
 API_PORT=19466
@@ -85,6 +88,7 @@ case ${1:-} in
 esac
 check_common
 [[ $OUTAGE_S =~ ^[1-9][0-9]{0,3}$ ]] || die "BENCH_OUTAGE_S must be 1..9999"
+[[ $FAILING == 0 || $FAILING == 1 ]] || die "BENCH_FAILING must be 0 or 1"
 
 
 # start_peer NS NAME HOST PORT TAG: a peer in NS; prints its pid; waits for READY (120 s)
@@ -218,9 +222,17 @@ main() {
 	reg_pid=$PEER_PID
 	# A second sink whose registry answers 500 to every delivery for the whole run: its
 	# changes must wait on disk (memory flat) while the Mesh sink stays current.
-	start_peer "$ns" webhook-receiver 127.0.0.1 "$HOOK_PORT" hook --secret bench-secret
-	in_ns "$ns" curl -sf --max-time 5 -X POST "http://127.0.0.1:$HOOK_PORT/control/fail" >/dev/null ||
-		die "cannot put the webhook receiver in fail mode"
+	local failing_sink=""
+	if [[ $FAILING == 1 ]]; then
+		start_peer "$ns" webhook-receiver 127.0.0.1 "$HOOK_PORT" hook --secret bench-secret
+		in_ns "$ns" curl -sf --max-time 5 -X POST "http://127.0.0.1:$HOOK_PORT/control/fail" >/dev/null ||
+			die "cannot put the webhook receiver in fail mode"
+		failing_sink="  - name: failing
+    type: webhook
+    url: http://127.0.0.1:$HOOK_PORT/events
+    secret: bench-secret
+    only: { kind: [mcp, mcp-auth-required, mcp-likely] }"
+	fi
 	cfg="$d/config.yaml"
 	cat >"$cfg" <<EOF
 # bench-sinks.sh: 1,000 MCP endpoints fed into the real MCP Mesh registry
@@ -239,11 +251,7 @@ sinks:
     type: mcp-mesh
     url: http://127.0.0.1:$REG_PORT
     retry: {initial: 500ms, max: 5s}
-  - name: failing
-    type: webhook
-    url: http://127.0.0.1:$HOOK_PORT/events
-    secret: bench-secret
-    only: { kind: [mcp, mcp-auth-required, mcp-likely] }
+$failing_sink
 jobs:
   - name: fleet
     targets: [$FLEET]
@@ -275,7 +283,8 @@ EOF
 	log "initial sync: $t_sync s after the daemon started"
 	local rss_sync q_sync t_fail0
 	read -r _ rss_sync < <(proc_sample "$DAEMON_PID")
-	q_sync=$(hook_queue "$ns")
+	q_sync=none
+	[[ $FAILING == 1 ]] && q_sync=$(hook_queue "$ns")
 	t_fail0=$EPOCHREALTIME
 
 	log "steady state: $MINUTES min"
@@ -341,10 +350,15 @@ EOF
 	api "$ns" /api/v1/sinks >"$OUT/sinks.json" || true
 	local rss_end q_end hook_state fail_s rss_max
 	read -r _ rss_end < <(proc_sample "$DAEMON_PID")
-	q_end=$(hook_queue "$ns")
-	hook_state=$(python3 -c 'import json,sys; s=[x for x in json.load(open(sys.argv[1]))["sinks"] if x["name"]=="failing"][0]; print(s["state"], s["consecutive_failures"], "failures in a row")' "$OUT/sinks.json" 2>/dev/null || echo "?")
+	q_end=none
+	[[ $FAILING == 1 ]] && q_end=$(hook_queue "$ns")
+	hook_state="no failing sink (BENCH_FAILING=0, the control run)"
+	[[ $FAILING == 1 ]] && hook_state=$(python3 -c 'import json,sys; s=[x for x in json.load(open(sys.argv[1]))["sinks"] if x["name"]=="failing"][0]; print(s["state"], s["consecutive_failures"], "failures in a row")' "$OUT/sinks.json" 2>/dev/null || echo "?")
 	fail_s=$(awk -v a="$t_fail0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
 	rss_max=$(awk '{ if ($3 > m) m = $3 } END { print m + 0 }' "$OUT/steady.samples")
+	# RSS (MiB) at the first sample of each minute of the steady window, then its last one.
+	local rss_trace
+	rss_trace=$(awk 'NR == 1 { t0 = $1 } { m = int(($1 - t0) / 60); if (!(m in seen)) { seen[m] = 1; printf "%d ", $3 / 1024 } last = $3 } END { printf "%d", last / 1024 }' "$OUT/steady.samples")
 	stop_daemon
 	kill_pids "$reg_pid" "$appear_pid"
 	ns_delete "$ns"
@@ -373,6 +387,7 @@ EOF
 	echo "failing sink (webhook answering 500 all along, $fail_s s since the sync): $hook_state;"
 	echo "       its queue $q_sync -> $q_end changes (on disk); daemon RSS $((rss_sync / 1024)) MiB after the sync,"
 	echo "       $((rss_max / 1024)) MiB highest in the steady window, $((rss_end / 1024)) MiB at the end"
+	echo "       steady-window RSS by minute (MiB): $rss_trace"
 }
 
 main
