@@ -10,6 +10,8 @@
 #   mdns/  venv with python-zeroconf (mdns_publish.py)           <- requirements-mdns.txt
 #   tools/ venv with the readers our output is checked with      <- requirements-tools.txt
 #          (prometheus_client's OpenMetrics parser for /metrics)
+#   k8svalidate/ venv with kubernetes-validate + PyYAML          <- requirements-k8svalidate.txt
+#          (scripts/k8s-validate.sh: offline schemas of Kubernetes 1.25-1.37)
 #   node/  the official TypeScript SDK + express + zod            <- node/package{,-lock}.json
 # Registry peers of the sinks (issue 9):
 #   mesh/  the MCP Mesh registry binary, npm @mcpmesh/cli-linux-x64 <- MESH_VERSION/MESH_INTEGRITY
@@ -153,6 +155,7 @@ install_venv py1 "$here/requirements-py1.txt" 'from mcp.server.fastmcp import Fa
 install_venv py2 "$here/requirements-py2.txt" 'from mcp.server.mcpserver import MCPServer'
 install_venv mdns "$here/requirements-mdns.txt" 'from zeroconf import Zeroconf, ServiceInfo'
 install_venv tools "$here/requirements-tools.txt" 'from prometheus_client.openmetrics.parser import text_string_to_metric_families'
+install_venv k8svalidate "$here/requirements-k8svalidate.txt" 'import kubernetes_validate.utils as u, yaml; print("peers: kubernetes-validate schemas", u.all_versions()[0], "to", u.latest_version())'
 install_node
 install_mesh
 install_etcd
