@@ -6,6 +6,8 @@
 #   K8S_VALIDATE_REQUIRE_CONTRACT=1 ...  fail if the binary does not know the issue-10 keys yet
 #   MCP_SCOUT_BIN=PATH ...               the binary to check configs with and scrape
 #                                        (default target/debug/mcp-scout; tests pass theirs)
+#   K8S_VALIDATE_KUBECTL=PATH ...        kubectl to render with (default: the one on PATH;
+#                                        empty: none, as on a machine without it)
 #
 # 1. Render base and each overlay with `kubectl kustomize` when kubectl is on PATH, and with
 #    scripts/k8s_manifests.py's renderer too, which must give the same objects (it is what
@@ -39,6 +41,7 @@ KV="$peers/k8svalidate/bin/kubernetes-validate"
 bin="${MCP_SCOUT_BIN:-$repo/target/debug/mcp-scout}"
 checks="$here/k8s_manifests.py"
 verbose="${K8S_VALIDATE_VERBOSE:-0}"
+kubectl="${K8S_VALIDATE_KUBECTL-$(command -v kubectl || true)}"
 
 # Time limits of step 6 (each loop is bounded by them).
 PEER_READY_SECS=30    # a FastMCP peer prints READY in 1-5 s on a loaded 2-core machine
@@ -95,8 +98,8 @@ dir_of() { if [[ "$1" == base ]]; then echo "$repo/config/k8s/base"; else echo "
 echo "== 1. render"
 for o in "${overlays[@]}"; do
 	"$PY" "$checks" render "$(dir_of "$o")" >"$work/$o.ours.yaml" || failed+=("render $o (ours)")
-	if command -v kubectl >/dev/null; then
-		if kubectl kustomize "$(dir_of "$o")" >"$work/$o.yaml" 2>"$work/kubectl.err"; then
+	if [[ -n "$kubectl" ]]; then
+		if "$kubectl" kustomize "$(dir_of "$o")" >"$work/$o.yaml" 2>"$work/kubectl.err"; then
 			run_check "render $o" "$PY" "$checks" compare "$o" "$work/$o.yaml" "$work/$o.ours.yaml"
 		else
 			cat "$work/kubectl.err"
@@ -106,8 +109,11 @@ for o in "${overlays[@]}"; do
 		cp "$work/$o.ours.yaml" "$work/$o.yaml"
 	fi
 done
-command -v kubectl >/dev/null && echo "rendered with $(kubectl version --client 2>/dev/null | head -n1) and compared with ours" ||
-	echo "kubectl not on PATH: rendered with scripts/k8s_manifests.py only (the kustomize subset config/k8s uses)"
+if [[ -n "$kubectl" ]]; then
+	echo "rendered with kubectl kustomize ($("$kubectl" version --client 2>/dev/null | tr '\n' ' ')) and compared with ours"
+else
+	echo "no kubectl: rendered with scripts/k8s_manifests.py only (the kustomize subset config/k8s uses)"
+fi
 
 echo "== 2. kubernetes-validate --strict"
 latest="$("$PY" -c 'import kubernetes_validate.utils as u; print(u.major_minor(u.latest_version()))')"

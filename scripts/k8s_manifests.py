@@ -115,7 +115,7 @@ def validate_output(_args):
         line = line.rstrip("\n")
         m = re.match(r"INFO (\S+) passed for resource (\S+) against version (\S+)", line)
         if m:
-            passed.add((m.group(2), m.group(3)))
+            passed.add((m.group(1), m.group(2), m.group(3)))
             continue
         m = re.match(r"WARN \S+ Couldn't find schema for kind (\S+) with api version (\S+) for kubernetes version (\S+)", line)
         if m and (m.group(2), m.group(1)) in CRD_KINDS:
@@ -123,8 +123,8 @@ def validate_output(_args):
             continue
         if line.strip():
             r.fail(line)
-    versions = sorted({v for _, v in passed})
-    r.ok(f"{len({n for n, _ in passed})} resources passed --strict against {', '.join(versions)}"
+    versions = sorted({v for _, _, v in passed})
+    r.ok(f"{len({(f, n) for f, n, _ in passed})} objects passed --strict against {', '.join(versions)}"
          + (f"; CRD kinds without a bundled schema, not validated: {', '.join(sorted({k for k, _ in crd}))}" if crd else ""))
     r.exit()
 
