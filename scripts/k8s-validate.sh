@@ -136,6 +136,18 @@ run_check "Dockerfile" "$PY" "$checks" dockerfile --repo "$repo"
 
 echo "== 5. mcp-scout config check of each ConfigMap's config.yaml"
 mapfile -t pod_env < <("$PY" "$checks" env --repo "$repo")
+# `config check` must not need an API server; should a build resolve the kubeconfig while
+# checking (kubernetes.kubeconfig: null falls back to $KUBECONFIG outside a pod), it finds
+# this one, whose server is a closed loopback port.
+cat >"$work/kubeconfig" <<'EOF'
+apiVersion: v1
+kind: Config
+clusters: [{ name: none, cluster: { server: "http://127.0.0.1:9" } }]
+users: [{ name: none, user: {} }]
+contexts: [{ name: none, context: { cluster: none, user: none } }]
+current-context: none
+EOF
+pod_env+=("KUBECONFIG=$work/kubeconfig")
 stripped=0
 for o in "${overlays[@]}"; do
 	cfg="$work/$o.config.yaml"
@@ -234,7 +246,8 @@ if [[ -x "$peers/py1/bin/python" && -s "$work/names" ]]; then
 			done
 			n="$(wc -l <"$work/names")"
 			if [[ -z "$missing" ]]; then
-				echo "ok: metrics: all $n metrics the dashboard queries are in the scrape after $((SECONDS - start)) s ($(grep -vc '^#' "$work/scrape.txt") samples)"
+				rss="$(awk '/^process_resident_memory_bytes /{printf "%.1f", $2 / 1048576}' "$work/scrape.txt")"
+				echo "ok: metrics: all $n metrics the dashboard queries are in the scrape after $((SECONDS - start)) s ($(grep -vc '^#' "$work/scrape.txt") samples; daemon RSS ${rss} MiB)"
 			else
 				echo "FAIL: metrics: not in the scrape after ${METRICS_SECS} s: $missing"
 				failed+=("dashboard metrics missing: $missing")
