@@ -142,7 +142,7 @@ mapfile -t pod_env < <("$PY" "$checks" env --repo "$repo")
 cat >"$work/kubeconfig" <<'EOF'
 apiVersion: v1
 kind: Config
-clusters: [{ name: none, cluster: { server: "http://127.0.0.1:9" } }]
+clusters: [{ name: none, cluster: { server: "http://127.0.0.239:9" } }]
 users: [{ name: none, user: {} }]
 contexts: [{ name: none, context: { cluster: none, user: none } }]
 current-context: none
