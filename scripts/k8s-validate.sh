@@ -27,9 +27,12 @@
 # 6. Every metric the Grafana dashboard queries appears in a real /metrics scrape: the daemon
 #    runs on 127.0.0.237 with a job over a real FastMCP server on 127.0.0.236 and a webhook
 #    sink towards a closed port on 127.0.0.238 (loopback only), until all of them show up.
+# 7. A real Prometheus (Debian's, on 127.0.0.239) scrapes that daemon every second, and every
+#    panel query, with Grafana's variables filled in, must return series.
 #
-# Needs the k8svalidate venv (scripts/peers/setup.sh: kubernetes-validate + PyYAML) and, for
-# step 6, the py1 venv and curl. Installs nothing.
+# Needs the k8svalidate venv (scripts/peers/setup.sh: kubernetes-validate + PyYAML), for
+# step 6 the py1 venv and curl, for step 7 prometheus (also setup.sh; without it step 7 is
+# skipped, saying so, except under CI or MCP_SCOUT_REQUIRE_ALL=1). Installs nothing.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,10 +51,13 @@ PEER_READY_SECS=30    # a FastMCP peer prints READY in 1-5 s on a loaded 2-core 
 DAEMON_READY_SECS=30  # /readyz answers within a second or two
 METRICS_SECS=90       # a completed run, health checks and a sink retry, then every family
 DAEMON_STOP_SECS=25   # the daemon's worst-case shutdown is 17 s (daemonset.yaml)
+PROM_READY_SECS=30    # Prometheus answers /-/ready after opening its empty TSDB
+PROM_QUERY_SECS=60    # every rate() needs two scrapes in its window
 # Loopback only (scripts/peers and tests/common keep to 127.0.0.0/8; these three are ours).
 PEER_IP=127.0.0.236
 DAEMON_IP=127.0.0.237
 SINK_IP=127.0.0.238
+PROM_IP=127.0.0.239
 
 die() {
 	echo "k8s-validate: $*" >&2
@@ -251,6 +257,36 @@ if [[ -x "$peers/py1/bin/python" && -s "$work/names" ]]; then
 			else
 				echo "FAIL: metrics: not in the scrape after ${METRICS_SECS} s: $missing"
 				failed+=("dashboard metrics missing: $missing")
+			fi
+		fi
+		echo "== 7. a real Prometheus evaluates every panel query"
+		if ((ready == 1)) && command -v prometheus >/dev/null; then
+			prom_port="$(free_port "$PROM_IP")"
+			cat >"$work/prometheus.yml" <<-EOF
+				global: { scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s }
+				scrape_configs:
+				  - job_name: mcp-scout
+				    static_configs: [{ targets: ["$DAEMON_IP:$api_port"] }]
+			EOF
+			prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prom" \
+				--web.listen-address="$PROM_IP:$prom_port" >"$work/prom.log" 2>&1 &
+			prom=$!
+			pids+=("$prom")
+			start=$SECONDS
+			until curl -sf --max-time 2 "http://$PROM_IP:$prom_port/-/ready" >/dev/null; do
+				if ((SECONDS - start >= PROM_READY_SECS)) || ! kill -0 "$prom" 2>/dev/null; then break; fi
+				sleep 0.1 # poll interval (bounded by PROM_READY_SECS)
+			done
+			echo "$(prometheus --version 2>&1 | head -n1), scraping the daemon every second"
+			run_check "prometheus" "$PY" "$checks" prom-queries "$repo/config/k8s/overlays/monitoring/grafana-dashboard.json" \
+				--url "http://$PROM_IP:$prom_port" --job mcp-scout --timeout "$PROM_QUERY_SECS"
+			kill -TERM "$prom" 2>/dev/null || true
+			wait "$prom" 2>/dev/null || true
+		elif ((ready == 1)); then
+			if [[ -n "${CI:-}" || "${MCP_SCOUT_REQUIRE_ALL:-}" == 1 ]]; then
+				failed+=("prometheus missing (scripts/peers/setup.sh installs Debian's prometheus)")
+			else
+				echo "SKIPPED: prometheus not installed (scripts/peers/setup.sh installs it)"
 			fi
 		fi
 		kill -TERM "$daemon" 2>/dev/null || true

@@ -10,6 +10,8 @@
     k8s_manifests.py strip IN OUT                  IN without the issue-10 keys (see strip)
     k8s_manifests.py dashboard-metrics JSON        metric names the dashboard queries
     k8s_manifests.py metrics-present NAMES SCRAPE  which of NAMES a /metrics scrape lacks
+    k8s_manifests.py prom-queries JSON --url URL --job NAME
+                                                   a real Prometheus answers every panel query
     k8s_manifests.py dockerfile --repo DIR         lint of the Dockerfile
 
 Each check prints `ok: ...` lines, or `FAIL: ...` lines naming the object, the field and
@@ -735,6 +737,61 @@ def metrics_present(args):
     sys.exit(1 if missing else 0)
 
 
+def prom_queries(args):
+    """Every panel query, its Grafana variables replaced as Grafana would (the scrape job, every
+    node, a rate window of several scrapes), must evaluate in a real Prometheus to at least one
+    series, and every label a `by (...)` groups on must be on some result (a PromQL typo, a
+    label that does not exist, a metric that is never exported show up here). `node` and `pod`
+    are exempt: the Prometheus Operator's relabelling adds them, a plain scrape has neither.
+    Polls until all answer or the deadline passes."""
+    import time
+    import urllib.parse
+    import urllib.request
+
+    with open(args.json) as f:
+        dash = json.load(f)
+    queries = [(w, e) for w, e in dashboard_queries(dash) if not w.startswith("variable ")]
+
+    def expand(expr):
+        return (expr.replace("$__rate_interval", args.rate_window).replace("$job", args.job)
+                .replace("$node", ".*"))
+
+    def ask(expr):
+        url = f"{args.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                body = json.load(resp)
+        except Exception as e:  # an HTTP 400 carries PromQL's parse error in its body
+            detail = getattr(e, "read", lambda: b"")().decode(errors="replace")
+            return None, f"{e} {detail}".strip()
+        if body.get("status") != "success":
+            return None, body.get("error", "?")
+        result = body["data"]["result"]
+        grouped = {l.strip() for g in re.findall(r"\bby \(([^)]*)\)", expr) for l in g.split(",")}
+        grouped -= {"le", "node", "pod", ""}
+        seen = {l for series in result for l in series.get("metric", {})}
+        if result and not grouped <= seen:
+            return None, f"grouped by {sorted(grouped - seen)}, which no result carries"
+        return len(result), None
+
+    deadline = time.monotonic() + args.timeout
+    while True:
+        pending = []
+        for where, expr in queries:
+            n, err = ask(expand(expr))
+            if err or not n:
+                pending.append((where, expand(expr), err or "no series"))
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(1)  # poll interval: a new scrape each second (bounded by --timeout)
+    r = Report("prometheus")
+    for where, expr, why in pending:
+        r.fail(f"{where}: {expr}: {why}")
+    if not pending:
+        r.ok(f"all {len(queries)} panel queries return series ({args.job!r} for $job, {args.rate_window} for $__rate_interval)")
+    r.exit()
+
+
 # ---------------------------------------------------------------------------------------------
 # The Dockerfile (no image can be built here: only what can be read)
 
@@ -810,6 +867,13 @@ def main():
     s.add_argument("names")
     s.add_argument("scrape")
     s.set_defaults(fn=metrics_present)
+    s = sub.add_parser("prom-queries")
+    s.add_argument("json")
+    s.add_argument("--url", required=True)
+    s.add_argument("--job", required=True)
+    s.add_argument("--rate-window", default="10s")
+    s.add_argument("--timeout", type=float, default=60.0)
+    s.set_defaults(fn=prom_queries)
     s = sub.add_parser("dockerfile")
     s.add_argument("--repo", required=True)
     s.set_defaults(fn=dockerfile)

@@ -3,10 +3,11 @@
 //!
 //! No cluster runs here, so the script validates offline (kubernetes-validate's bundled
 //! schemas, in the k8svalidate venv of scripts/peers/setup.sh) and runs the built binary for
-//! `config check` and a /metrics scrape. Network safety: the script's only daemon listens on
-//! 127.0.0.237, scans one FastMCP peer on 127.0.0.236 and sends its sink to 127.0.0.238; it
-//! is the one place besides tests/common that starts the binary, and its config is fixed
-//! in the script, loopback literals only.
+//! `config check`, a /metrics scrape and a real Prometheus evaluating the dashboard's queries.
+//! Network safety: the script's only daemon listens on 127.0.0.237, scans one FastMCP peer on
+//! 127.0.0.236 and sends its sink to 127.0.0.238, and Prometheus on 127.0.0.239 scrapes only
+//! that daemon; it is the one place besides tests/common that starts the binary, and its
+//! configs are fixed in the script, loopback literals only.
 
 mod common;
 
