@@ -10,6 +10,8 @@
 #   mdns/  venv with python-zeroconf (mdns_publish.py)           <- requirements-mdns.txt
 #   tools/ venv with the readers our output is checked with      <- requirements-tools.txt
 #          (prometheus_client's OpenMetrics parser for /metrics)
+#   k8svalidate/ venv with kubernetes-validate + PyYAML          <- requirements-k8svalidate.txt
+#          (scripts/k8s-validate.sh: offline schemas of Kubernetes 1.25-1.37)
 #   node/  the official TypeScript SDK + express + zod            <- node/package{,-lock}.json
 # Registry peers of the sinks (issue 9):
 #   mesh/  the MCP Mesh registry binary, npm @mcpmesh/cli-linux-x64 <- MESH_VERSION/MESH_INTEGRITY
@@ -18,6 +20,8 @@
 #   contextforge/  venv with mcp-contextforge-gateway (mcpgateway) <- requirements-contextforge.txt
 #   etcd + etcdctl from Debian (etcd-server, etcd-client; apt). If systemd runs, the unit the
 #          package enables is stopped and disabled: tests start their own etcd on loopback.
+#   prometheus from Debian (apt; 2.42): scripts/k8s-validate.sh evaluates the Grafana
+#          dashboard's queries in it. Its unit is stopped and disabled the same way.
 #
 # Each part is checked (the SDK imports) right after it is installed, and skipped later
 # when its stamp file holds the hash of its pin file(s) and of the
@@ -149,13 +153,28 @@ install_etcd() {
 	etcd --version | head -n1 >&2
 }
 
+install_prometheus() {
+	if ((force == 0)) && command -v prometheus >/dev/null 2>&1; then
+		return 0
+	fi
+	echo "peers: installing prometheus (apt)" >&2
+	apt_install prometheus
+	# The package enables a system Prometheus on :9090; k8s-validate.sh starts its own.
+	if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+		$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
+	prometheus --version 2>&1 | head -n1 >&2
+}
+
 install_venv py1 "$here/requirements-py1.txt" 'from mcp.server.fastmcp import FastMCP'
 install_venv py2 "$here/requirements-py2.txt" 'from mcp.server.mcpserver import MCPServer'
 install_venv mdns "$here/requirements-mdns.txt" 'from zeroconf import Zeroconf, ServiceInfo'
 install_venv tools "$here/requirements-tools.txt" 'from prometheus_client.openmetrics.parser import text_string_to_metric_families'
+install_venv k8svalidate "$here/requirements-k8svalidate.txt" 'import kubernetes_validate.utils as u, yaml; print("peers: kubernetes-validate schemas", u.all_versions()[0], "to", u.latest_version())'
 install_node
 install_mesh
 install_etcd
+install_prometheus
 install_venv kailash "$here/requirements-kailash.txt" 'from kailash_mcp.discovery.discovery import FileBasedDiscovery'
 # mcpgateway.main cannot be imported without its secrets set (it validates its settings at
 # import); the CLI module and the version are enough to know the install works.
