@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::discover::local::LocalFilter;
 use crate::monitor::plan::{HealthPlan, HealthSpec, PlanIssue};
 use crate::plan::{
     self, DiscoverySpec, FingerprintSpec, JobPlan, JobSpec, Shard, DEFAULT_FINGERPRINT_CONCURRENCY,
@@ -158,6 +159,11 @@ struct RawJob {
     name: Spanned<String>,
     #[serde(default)]
     targets: Vec<Spanned<String>>,
+    max_local_prefix: Option<Spanned<u8>>,
+    max_local_prefix_v6: Option<Spanned<u8>>,
+    skip_interfaces: Option<Vec<Spanned<String>>>,
+    skip_loopback: Option<bool>,
+    skip_link_local: Option<bool>,
     #[serde(default)]
     exclude: Vec<Spanned<String>>,
     ports: Option<Spanned<String>>,
@@ -417,6 +423,14 @@ impl Config {
             }
             let _ = writeln!(s, "  - name: {}", json(&j.name));
             let _ = writeln!(s, "    targets: {}", list(&targets));
+            if p.local {
+                let lf = &p.local_filter;
+                let _ = writeln!(s, "    max_local_prefix: {}", lf.max_prefix_v4);
+                let _ = writeln!(s, "    max_local_prefix_v6: {}", lf.max_prefix_v6);
+                let _ = writeln!(s, "    skip_interfaces: {}", list(&lf.skip_interfaces));
+                let _ = writeln!(s, "    skip_loopback: {}", lf.skip_loopback);
+                let _ = writeln!(s, "    skip_link_local: {}", lf.skip_link_local);
+            }
             let _ = writeln!(s, "    exclude: {}", list(&p.exclude));
             let _ = writeln!(s, "    ports: {}", json(&p.ports));
             let _ = writeln!(s, "    interval: {}", d(j.interval));
@@ -866,6 +880,7 @@ impl Validator<'_> {
                 .map_err(|e| self.invalid(t, &at(&format!("targets[{k}]")), e.to_string()))?;
             spec.targets.push(t.value.clone());
         }
+        self.local_filter(j, &at, &mut spec.local_filter)?;
         for (k, t) in j.exclude.iter().enumerate() {
             for part in t.value.split(',').filter(|p| !p.trim().is_empty()) {
                 TargetSpec::parse(part)
@@ -919,6 +934,64 @@ impl Validator<'_> {
             spec,
             plan,
         })
+    }
+
+    /// The `local` filter keys of job `j` (`targets: [local]`).
+    fn local_filter(
+        &self,
+        j: &RawJob,
+        at: &dyn Fn(&str) -> String,
+        f: &mut LocalFilter,
+    ) -> Result<(), ConfigError> {
+        for (v, key, max, slot) in [
+            (
+                &j.max_local_prefix,
+                "max_local_prefix",
+                32,
+                &mut f.max_prefix_v4,
+            ),
+            (
+                &j.max_local_prefix_v6,
+                "max_local_prefix_v6",
+                128,
+                &mut f.max_prefix_v6,
+            ),
+        ] {
+            if let Some(p) = v {
+                if p.value > max {
+                    return Err(self.invalid(
+                        p,
+                        &at(key),
+                        format!(
+                            "{} is not a prefix length; use 0 to {max} (local skips attached networks wider than it)",
+                            p.value
+                        ),
+                    ));
+                }
+                *slot = p.value;
+            }
+        }
+        if let Some(list) = &j.skip_interfaces {
+            f.skip_interfaces.clear();
+            for (k, p) in list.iter().enumerate() {
+                let pat = p.value.trim();
+                if pat.is_empty() {
+                    return Err(self.invalid(
+                        p,
+                        &at(&format!("skip_interfaces[{k}]")),
+                        "empty pattern; write an interface name or a glob such as docker*, or [] to skip none",
+                    ));
+                }
+                f.skip_interfaces.push(pat.to_string());
+            }
+        }
+        if let Some(b) = j.skip_loopback {
+            f.skip_loopback = b;
+        }
+        if let Some(b) = j.skip_link_local {
+            f.skip_link_local = b;
+        }
+        Ok(())
     }
 
     fn sweep(&self, s: &RawSweep, at: &str, spec: &mut JobSpec) -> Result<(), ConfigError> {
@@ -1099,6 +1172,48 @@ mod tests {
 
     fn err(text: &str) -> String {
         Config::parse(text, "t.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn local_filter_keys_set_the_job_filter_and_bad_ones_name_the_fix() {
+        let c = Config::parse(
+            "jobs:\n  - name: lan\n    targets: [local]\n    max_local_prefix: 20\n    max_local_prefix_v6: 56\n    skip_interfaces: [docker*, br-*]\n    skip_loopback: false\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let f = &c.jobs[0].plan.local_filter;
+        assert_eq!(
+            (
+                f.max_prefix_v4,
+                f.max_prefix_v6,
+                f.skip_loopback,
+                f.skip_link_local
+            ),
+            (20, 56, false, true)
+        );
+        assert_eq!(f.skip_interfaces, ["docker*", "br-*"]);
+        assert!(c
+            .to_yaml()
+            .contains("    skip_interfaces: [\"docker*\", \"br-*\"]\n"));
+        let d = Config::parse("jobs:\n  - name: lan\n    targets: [local]\n", "t.yaml").unwrap();
+        assert_eq!(d.jobs[0].plan.local_filter, LocalFilter::default());
+        for (text, want) in [
+            (
+                "jobs:\n  - name: a\n    targets: [local]\n    max_local_prefix: 33\n",
+                "t.yaml:4:23: jobs[0].max_local_prefix: 33 is not a prefix length; use 0 to 32 (local skips attached networks wider than it)",
+            ),
+            (
+                "jobs:\n  - name: a\n    max_local_prefix_v6: 200\n",
+                "t.yaml:3:26: jobs[0].max_local_prefix_v6: 200 is not a prefix length; use 0 to 128",
+            ),
+            (
+                "jobs:\n  - name: a\n    skip_interfaces: [docker*, \"\"]\n",
+                "t.yaml:3:32: jobs[0].skip_interfaces[1]: empty pattern; write an interface name or a glob such as docker*, or [] to skip none",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.starts_with(want), "{e}\n  does not start with\n{want}");
+        }
     }
 
     #[test]

@@ -183,15 +183,23 @@ struct Prepared {
 async fn prepare(plan: &JobPlan) -> Result<Prepared, PipelineError> {
     let mut specs = plan.targets.clone();
     if plan.local {
-        let (nets, skipped) = local::local_subnets().map_err(PipelineError::Interfaces)?;
+        let (nets, skipped) =
+            local::local_subnets(&plan.local_filter).map_err(PipelineError::Interfaces)?;
         for s in skipped {
-            tracing::warn!("--local: {s}");
+            let s = s.to_string();
+            if local::first_time(&s) {
+                tracing::warn!("local: {s}");
+            }
         }
-        if nets.is_empty() {
-            tracing::warn!("--local: no IPv4 or narrow IPv6 subnet is attached to any interface");
+        let none = "local: no attached subnet passed the filter (see the skips logged above)";
+        if nets.is_empty() && local::first_time(none) {
+            tracing::warn!("{none}");
         }
         for n in nets {
-            tracing::info!("--local: {} {}", n.interface, n.net);
+            let line = format!("local: {} {}", n.interface, n.net);
+            if local::first_time(&line) {
+                tracing::info!("{line}");
+            }
             specs.push(TargetSpec::Net(n.net));
         }
     }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use ipnetwork::IpNetwork;
 
 use crate::discover::dns_srv::SrvOptions;
+use crate::discover::local::LocalFilter;
 use crate::discover::mdns::{self, MdnsError, MdnsOptions};
 use crate::discover::sweep::{StateFilter, DEFAULT_MIN_TIMEOUT};
 use crate::finding::PortState;
@@ -105,6 +106,19 @@ pub enum PlanError {
         /// Count.
         count: u32,
     },
+    /// A `local` prefix limit beyond the family's width.
+    #[error("--max-local-prefix{} {value} is above /{max}, the width of an {family} address; use 0 to {max}", if *family == "IPv6" { "-v6" } else { "" })]
+    LocalPrefix {
+        /// IPv4 or IPv6.
+        family: &'static str,
+        /// The limit given.
+        value: u8,
+        /// The family's width.
+        max: u8,
+    },
+    /// An empty `--skip-interfaces` pattern.
+    #[error("invalid --skip-interfaces pattern {0:?}: an interface name or a glob such as docker* (give an empty list to skip none)")]
+    SkipInterface(String),
 }
 
 /// This instance's share of a job's address×port space: every probe index `i` with
@@ -376,6 +390,8 @@ pub struct JobSpec {
     pub seed: Option<u64>,
     /// This instance's share of the job.
     pub shard: Option<Shard>,
+    /// What `local` keeps of the attached networks.
+    pub local_filter: LocalFilter,
 }
 
 impl Default for JobSpec {
@@ -401,6 +417,7 @@ impl Default for JobSpec {
             threads: None,
             seed: None,
             shard: None,
+            local_filter: LocalFilter::default(),
         }
     }
 }
@@ -454,6 +471,8 @@ pub struct JobPlan {
     pub discovery: DiscoveryPlan,
     /// This instance's share of the job.
     pub shard: Option<Shard>,
+    /// What `local` keeps of the attached networks.
+    pub local_filter: LocalFilter,
 }
 
 impl JobPlan {
@@ -505,6 +524,22 @@ impl JobPlan {
                 });
             }
         }
+        let lf = &spec.local_filter;
+        for (family, v, max) in [
+            ("IPv4", lf.max_prefix_v4, 32),
+            ("IPv6", lf.max_prefix_v6, 128),
+        ] {
+            if v > max {
+                return Err(PlanError::LocalPrefix {
+                    family,
+                    value: v,
+                    max,
+                });
+            }
+        }
+        if let Some(p) = lf.skip_interfaces.iter().find(|p| p.trim().is_empty()) {
+            return Err(PlanError::SkipInterface(p.clone()));
+        }
         Ok(Self {
             targets,
             local: spec.local,
@@ -527,6 +562,7 @@ impl JobPlan {
             fingerprint_concurrency: usize::from(spec.fingerprint_concurrency.max(1)),
             discovery,
             shard: spec.shard.filter(|s| s.count > 1),
+            local_filter: spec.local_filter.clone(),
         })
     }
 
