@@ -513,6 +513,7 @@ impl DiscoveryArgs {
             dns_timeout: self.dns_timeout,
             dns_concurrency: self.dns_concurrency,
             scope: self.scope.clone(),
+            kubernetes: None,
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::finding::PortState;
 use crate::fingerprint::credentials::{CredentialError, RawCredentials};
 use crate::fingerprint::http::HttpLimits;
 use crate::fingerprint::FingerprintOptions;
+use crate::kube::pods::PodsSpec;
 use crate::ports::{PortList, PortSpecError};
 use crate::target::{TargetError, TargetSpec};
 
@@ -216,6 +217,8 @@ pub struct DiscoverySpec {
     pub dns_concurrency: u16,
     /// Networks announced addresses may be in.
     pub scope: Vec<String>,
+    /// The node-local pod source (`kubernetes:` of a daemon job; `scan` has none).
+    pub kubernetes: Option<PodsSpec>,
 }
 
 impl Default for DiscoverySpec {
@@ -230,6 +233,7 @@ impl Default for DiscoverySpec {
             dns_timeout: DEFAULT_DNS_TIMEOUT,
             dns_concurrency: DEFAULT_DNS_CONCURRENCY,
             scope: Vec::new(),
+            kubernetes: None,
         }
     }
 }
@@ -249,6 +253,9 @@ pub struct DiscoveryPlan {
     /// The explicit scope; empty means "the chosen interfaces' subnets" (see
     /// [`crate::gather::discovery`]).
     pub scope: Vec<IpNetwork>,
+    /// The node-local pod source, run by the daemon beside the pipeline (a continuous
+    /// source, like the daemon's mDNS browser; see [`crate::kube::pods`]).
+    pub kubernetes: Option<PodsSpec>,
 }
 
 impl DiscoveryPlan {
@@ -261,7 +268,7 @@ impl DiscoveryPlan {
 impl DiscoverySpec {
     /// Whether any announce-based source is asked for.
     pub fn requested(&self) -> bool {
-        self.mdns.is_some() || self.mdns_all || !self.srv.is_empty()
+        self.mdns.is_some() || self.mdns_all || !self.srv.is_empty() || self.kubernetes.is_some()
     }
 
     /// Validated discovery settings.
@@ -309,6 +316,7 @@ impl DiscoverySpec {
                 ..SrvOptions::default()
             },
             scope,
+            kubernetes: self.kubernetes.clone(),
         })
     }
 }
