@@ -46,6 +46,11 @@ Control (never recorded in /control/requests):
                                        path, query (name -> first value), status}]
   DELETE /control/requests             forget them
   GET    /control/state                {resourceVersion, compacted, pods, watches, mode}
+  DELETE /control/leases/{ns}/{name}   forget a Lease
+
+Leases (`owner: leader`): GET/PUT /apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}
+and POST .../leases, with resourceVersion optimistic concurrency (POST of an existing one is
+409 AlreadyExists, PUT with a stale or missing resourceVersion 409 Conflict).
 
 Extending it: a resource is a store (`PodStore` keeps objects, resourceVersions and history) and
 routes in `Mock.routes` (method, regex, handler): add a store and routes, nothing else.
@@ -80,6 +85,7 @@ MAX_WATCH_SECONDS = 1800
 DEFAULT_WATCH_SECONDS = 1800
 WAIT_SLICE = 0.25  # a watch wakes this often to notice close/timeout/bookmark
 SERVICE_ACCOUNT = "system:serviceaccount:mcp-scout:mcp-scout"
+LEASES = r"/apis/coordination.k8s.io/v1/namespaces/(?P<ns>[^/]+)/leases"
 
 
 def status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
@@ -264,7 +270,14 @@ class Mock:
             ("GET", r"/control/requests", self.ctl_requests, False),
             ("DELETE", r"/control/requests", self.ctl_forget, False),
             ("GET", r"/control/state", self.ctl_state, False),
+            # Leases (coordination.k8s.io/v1), for `owner: leader`: optimistic concurrency by
+            # resourceVersion, as the API server does it (409 on a stale or missing one).
+            ("GET", LEASES + r"/(?P<name>[^/]+)", self.lease_get, True),
+            ("POST", LEASES, self.lease_create, True),
+            ("PUT", LEASES + r"/(?P<name>[^/]+)", self.lease_replace, True),
+            ("DELETE", r"/control/leases/(?P<ns>[^/]+)/(?P<name>[^/]+)", self.ctl_lease_delete, False),
         ]
+        self.leases: dict[tuple[str, str], dict] = {}
 
     def next_rv(self) -> int:
         self.rv += 1
@@ -324,6 +337,62 @@ class Mock:
             p.pop("kind", None)
             p.pop("apiVersion", None)
         return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": items}
+
+    # ---- Leases: GET, POST (create; 409 AlreadyExists), PUT (replace; 409 Conflict unless
+    # metadata.resourceVersion is the stored one). Each write takes a new resourceVersion.
+
+    def lease_stored(self, ns: str, name: str, body) -> dict:
+        obj = copy.deepcopy(body) if isinstance(body, dict) else {}
+        meta = obj.setdefault("metadata", {})
+        meta["name"], meta["namespace"] = name, ns
+        meta["resourceVersion"] = str(self.next_rv())
+        obj["kind"], obj["apiVersion"] = "Lease", "coordination.k8s.io/v1"
+        return obj
+
+    def lease_get(self, h, m, q, body):
+        self.check_mode("get", m["ns"])
+        with self.lock:
+            obj = self.leases.get((m["ns"], m["name"]))
+            if obj is None:
+                raise ApiError(404, "NotFound", f'leases.coordination.k8s.io "{m["name"]}" not found',
+                               {"name": m["name"], "group": "coordination.k8s.io", "kind": "leases"})
+            return 200, copy.deepcopy(obj)
+
+    def lease_create(self, h, m, q, body):
+        self.check_mode("create", m["ns"])
+        name = ((body or {}).get("metadata") or {}).get("name")
+        if not name:
+            raise ApiError(422, "Invalid", "Lease.coordination.k8s.io is invalid: metadata.name: Required value")
+        with self.lock:
+            if (m["ns"], name) in self.leases:
+                raise ApiError(409, "AlreadyExists", f'leases.coordination.k8s.io "{name}" already exists',
+                               {"name": name, "group": "coordination.k8s.io", "kind": "leases"})
+            obj = self.lease_stored(m["ns"], name, body)
+            self.leases[(m["ns"], name)] = obj
+            return 201, copy.deepcopy(obj)
+
+    def lease_replace(self, h, m, q, body):
+        self.check_mode("update", m["ns"])
+        key = (m["ns"], m["name"])
+        with self.lock:
+            cur = self.leases.get(key)
+            if cur is None:
+                raise ApiError(404, "NotFound", f'leases.coordination.k8s.io "{m["name"]}" not found',
+                               {"name": m["name"], "group": "coordination.k8s.io", "kind": "leases"})
+            sent = ((body or {}).get("metadata") or {}).get("resourceVersion")
+            if sent != cur["metadata"]["resourceVersion"]:
+                raise ApiError(409, "Conflict",
+                               f'Operation cannot be fulfilled on leases.coordination.k8s.io "{m["name"]}": '
+                               "the object has been modified; please apply your changes to the latest version and try again",
+                               {"name": m["name"], "group": "coordination.k8s.io", "kind": "leases"})
+            obj = self.lease_stored(m["ns"], m["name"], body)
+            self.leases[key] = obj
+            return 200, copy.deepcopy(obj)
+
+    def ctl_lease_delete(self, h, m, q, body):
+        with self.lock:
+            gone = self.leases.pop((m["ns"], m["name"]), None)
+        return 200, {"deleted": gone is not None}
 
     def pod_get(self, h, m, q, body):
         self.check_mode("get", m["ns"])

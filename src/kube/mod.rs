@@ -12,6 +12,7 @@
 //! kube's own read timeout (295 s), above the watches' server-side 290 s, because a watch is
 //! a response that stays open by design: a short read timeout would cut every quiet watch.
 
+pub mod lease;
 pub mod pods;
 
 use std::path::PathBuf;
