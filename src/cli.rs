@@ -542,6 +542,7 @@ impl ScanArgs {
             threads: self.threads,
             seed: self.seed,
             shard: self.shard,
+            shard_auto: false,
             local_filter: LocalFilter {
                 max_prefix_v4: self.max_local_prefix,
                 max_prefix_v6: self.max_local_prefix_v6,

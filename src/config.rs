@@ -209,6 +209,7 @@ struct RawJob {
     #[serde(default)]
     exclude: Vec<Spanned<String>>,
     ports: Option<Spanned<String>>,
+    owner: Option<Spanned<String>>,
     interval: Option<Spanned<String>>,
     jitter: Option<Spanned<String>>,
     #[serde(default)]
@@ -273,9 +274,17 @@ struct RawDns {
     concurrency: Option<Spanned<u16>>,
 }
 
+/// `shard:` is `auto` or `{ index, count }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawShard {
+    Word(String),
+    Fixed(RawFixedShard),
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawShard {
+struct RawFixedShard {
     index: u32,
     count: u32,
 }
@@ -324,6 +333,28 @@ pub struct Job {
     pub spec: JobSpec,
     /// The validated plan the pipeline runs.
     pub plan: JobPlan,
+    /// Where it runs: every pod (`node`), or only the Lease holder (`leader`).
+    pub owner: Owner,
+}
+
+/// A job's `owner:`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Owner {
+    /// Every daemon runs it (the default).
+    #[default]
+    Node,
+    /// Only the daemon that holds the `kubernetes.lease` Lease runs it.
+    Leader,
+}
+
+impl Owner {
+    /// As written in the config and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Node => "node",
+            Self::Leader => "leader",
+        }
+    }
 }
 
 impl Job {
@@ -360,6 +391,12 @@ impl Job {
         }
         if let Some(sh) = p.shard {
             let _ = write!(s, "; shard {} of {}", sh.index, sh.count);
+        }
+        if p.shard_auto {
+            s.push_str("; shard auto (over the ready pods, read at each run)");
+        }
+        if self.owner == Owner::Leader {
+            s.push_str("; owner leader (runs only on the Lease holder)");
         }
         if p.fingerprint.is_none() {
             s.push_str("; ports only (fingerprint disabled)");
@@ -556,6 +593,12 @@ impl Config {
                     "    shard: {{ index: {}, count: {} }}",
                     sh.index, sh.count
                 );
+            }
+            if p.shard_auto {
+                let _ = writeln!(s, "    shard: auto");
+            }
+            if j.owner == Owner::Leader {
+                let _ = writeln!(s, "    owner: leader");
             }
         }
         if let Some(k) = &self.kubernetes {
@@ -1202,21 +1245,70 @@ impl Validator<'_> {
         if let Some(k) = &j.kubernetes {
             spec.discovery.kubernetes = Some(self.pods(k, &at, kube)?);
         }
+        let owner = match &j.owner {
+            None => Owner::Node,
+            Some(o) => match o.value.trim() {
+                "node" => Owner::Node,
+                "leader" => Owner::Leader,
+                other => {
+                    return Err(self.invalid(
+                        o,
+                        &at("owner"),
+                        format!("{other:?} is not an owner; accepted values: node (every pod runs the job, the default), leader (only the pod holding kubernetes.lease)"),
+                    ))
+                }
+            },
+        };
+        if let (Owner::Leader, Some(o), None) = (owner, &j.owner, kube) {
+            return Err(self.invalid(
+                o,
+                &at("owner"),
+                "owner: leader needs the top-level kubernetes: section (the Lease kubernetes.lease.name lives in kubernetes.namespace); add kubernetes: {} or remove owner",
+            ));
+        }
         if let Some(s) = &j.shard {
-            if s.value.count == 0 || s.value.index >= s.value.count {
-                return Err(self.invalid(
+            match &s.value {
+                RawShard::Word(w) if w.trim() == "auto" => {
+                    if kube.is_none() {
+                        return Err(self.invalid(
+                            s,
+                            &at("shard"),
+                            "shard: auto needs the top-level kubernetes: section (the DaemonSet's pods are kubernetes.peers in kubernetes.namespace); add kubernetes: {} or give { index, count }",
+                        ));
+                    }
+                    if owner == Owner::Leader {
+                        return Err(self.invalid(
+                            s,
+                            &at("shard"),
+                            "shard: auto splits a job over every ready pod, owner: leader runs it on one; choose one of them",
+                        ));
+                    }
+                    spec.shard_auto = true;
+                }
+                RawShard::Word(w) => return Err(self.invalid(
                     s,
                     &at("shard"),
                     format!(
-                        "index {} is not below count {}; give each of N instances an index from 0 to N-1 and count N",
-                        s.value.index, s.value.count
+                        "{w:?} is not a shard; accepted forms: auto, or {{ index: 0, count: 3 }}"
                     ),
-                ));
+                )),
+                RawShard::Fixed(f) => {
+                    if f.count == 0 || f.index >= f.count {
+                        return Err(self.invalid(
+                            s,
+                            &at("shard"),
+                            format!(
+                                "index {} is not below count {}; give each of N instances an index from 0 to N-1 and count N",
+                                f.index, f.count
+                            ),
+                        ));
+                    }
+                    spec.shard = Some(Shard {
+                        index: f.index,
+                        count: f.count,
+                    });
+                }
             }
-            spec.shard = Some(Shard {
-                index: s.value.index,
-                count: s.value.count,
-            });
         }
         let plan = JobPlan::resolve(&spec)
             .map_err(|e| self.invalid(&j.name, &format!("jobs[{i}]"), e.to_string()))?;
@@ -1226,6 +1318,7 @@ impl Validator<'_> {
             jitter,
             spec,
             plan,
+            owner,
         })
     }
 
@@ -1465,6 +1558,60 @@ mod tests {
 
     fn err(text: &str) -> String {
         Config::parse(text, "t.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn owner_and_shard_auto_need_the_kubernetes_section_and_exclude_each_other() {
+        let c = Config::parse(
+            "kubernetes: {}\njobs:\n  - name: c\n    owner: leader\n    targets: [127.0.0.1]\n  - name: s\n    shard: auto\n    targets: [127.0.0.0/24]\n  - name: n\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.jobs[0].owner, Owner::Leader);
+        assert!(!c.jobs[0].plan.shard_auto);
+        assert_eq!(
+            (c.jobs[1].owner, c.jobs[1].plan.shard_auto),
+            (Owner::Node, true)
+        );
+        assert_eq!(c.jobs[2].owner, Owner::Node);
+        assert!(c.jobs[0].describe().contains("; owner leader"));
+        assert!(c.jobs[1].describe().contains("; shard auto"));
+        let y = c.to_yaml();
+        assert!(
+            y.contains("    owner: leader\n") && y.contains("    shard: auto\n"),
+            "{y}"
+        );
+        let fixed = Config::parse(
+            "jobs:\n  - name: a\n    shard: { index: 1, count: 3 }\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(fixed.jobs[0].plan.shard, Some(Shard { index: 1, count: 3 }));
+        for (text, want) in [
+            (
+                "jobs:\n  - name: a\n    owner: leader\n",
+                "t.yaml:3:12: jobs[0].owner: owner: leader needs the top-level kubernetes: section",
+            ),
+            (
+                "jobs:\n  - name: a\n    owner: boss\n",
+                "t.yaml:3:12: jobs[0].owner: \"boss\" is not an owner; accepted values: node",
+            ),
+            (
+                "jobs:\n  - name: a\n    shard: auto\n",
+                "t.yaml:3:12: jobs[0].shard: shard: auto needs the top-level kubernetes: section",
+            ),
+            (
+                "kubernetes: {}\njobs:\n  - name: a\n    shard: auto\n    owner: leader\n",
+                "t.yaml:4:12: jobs[0].shard: shard: auto splits a job over every ready pod, owner: leader runs it on one",
+            ),
+            (
+                "kubernetes: {}\njobs:\n  - name: a\n    shard: half\n",
+                "t.yaml:4:12: jobs[0].shard: \"half\" is not a shard; accepted forms: auto, or { index: 0, count: 3 }",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.starts_with(want), "{e}\n  does not start with\n{want}");
+        }
     }
 
     #[test]

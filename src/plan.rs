@@ -400,6 +400,8 @@ pub struct JobSpec {
     pub shard: Option<Shard>,
     /// What `local` keeps of the attached networks.
     pub local_filter: LocalFilter,
+    /// `shard: auto`: split the targets over this DaemonSet's ready pods at each run.
+    pub shard_auto: bool,
 }
 
 impl Default for JobSpec {
@@ -426,6 +428,7 @@ impl Default for JobSpec {
             seed: None,
             shard: None,
             local_filter: LocalFilter::default(),
+            shard_auto: false,
         }
     }
 }
@@ -481,6 +484,8 @@ pub struct JobPlan {
     pub shard: Option<Shard>,
     /// What `local` keeps of the attached networks.
     pub local_filter: LocalFilter,
+    /// `shard: auto`: the run needs [`crate::pipeline::Inputs::members`].
+    pub shard_auto: bool,
 }
 
 impl JobPlan {
@@ -571,6 +576,7 @@ impl JobPlan {
             discovery,
             shard: spec.shard.filter(|s| s.count > 1),
             local_filter: spec.local_filter.clone(),
+            shard_auto: spec.shard_auto,
         })
     }
 

@@ -20,13 +20,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::{JobLabel, JobResult, JobState, KindLabel, Metrics};
 use super::schedule::{self, Jitter, Reason, Schedule, Timing};
-use crate::config::Job;
+use crate::config::{Job, Owner};
 use crate::discover::candidate::{Candidate, DiscoveryEvent};
 use crate::discover::mdns::MdnsBrowser;
 use crate::finding::{rfc3339, Origin, PortState, ProbeResult, Record};
@@ -68,6 +68,11 @@ pub struct JobStatus {
     pub interval_s: f64,
     /// What it scans.
     pub description: String,
+    /// `node` (every pod runs it) or `leader` (only the Lease holder).
+    pub owner: &'static str,
+    /// Whether it runs on this daemon now: always for `node`; for `leader`, while this pod
+    /// holds the Lease.
+    pub active: bool,
 }
 
 type Trigger = oneshot::Sender<Result<RunId, TriggerError>>;
@@ -85,6 +90,8 @@ struct Running {
 /// What every job task shares.
 #[derive(Clone)]
 pub struct Context {
+    /// Leadership and peers (`owner: leader`, `shard: auto`); `None` without `kubernetes:`.
+    pub cluster: Option<Arc<super::cluster::Cluster>>,
     /// The writer.
     pub store: Store,
     /// A reader (for mDNS goodbyes: is the server known from anything else?).
@@ -214,6 +221,8 @@ impl Jobs {
             name: job.name.clone(),
             interval_s: job.interval.as_secs_f64(),
             description: job.describe(),
+            owner: job.owner.as_str(),
+            active: job.owner == Owner::Node,
             ..JobStatus::default()
         }));
         let (trigger, triggers) = mpsc::channel(TRIGGER_QUEUE);
@@ -245,7 +254,10 @@ impl Jobs {
 }
 
 fn same_job(a: &Job, b: &Job) -> bool {
-    a.spec == b.spec && a.interval == b.interval && (a.jitter - b.jitter).abs() < 1e-9
+    a.spec == b.spec
+        && a.interval == b.interval
+        && (a.jitter - b.jitter).abs() < 1e-9
+        && a.owner == b.owner
 }
 
 /// One job's loop.
@@ -285,26 +297,102 @@ impl Runner {
             job: name.clone(),
             result: "overrun".into(),
         };
-        let sched = Schedule {
-            timing: Timing {
-                interval: self.job.interval,
-                jitter: self.job.jitter,
-            },
-            jitter: Jitter::new(seed),
-            on_overrun: Box::new(move || {
-                overruns.get_or_create(&label).inc();
-            }),
+        let timing = Timing {
+            interval: self.job.interval,
+            jitter: self.job.jitter,
         };
-        let this = &self;
-        schedule::drive(
-            sched,
-            triggers,
-            (stop.clone(), retire),
-            |reason, trigger| this.once(reason, trigger, stop.clone()),
-        )
-        .await;
+        // A leader job starts a schedule afresh at each term.
+        let sched_for = move || {
+            let (overruns, label) = (overruns.clone(), label.clone());
+            Schedule {
+                timing,
+                jitter: Jitter::new(seed),
+                on_overrun: Box::new(move || {
+                    overruns.get_or_create(&label).inc();
+                }),
+            }
+        };
+        let mut triggers = triggers;
+        if self.job.owner == Owner::Leader {
+            self.lead(sched_for, &mut triggers, &stop, &retire).await;
+        } else {
+            let this = &self;
+            schedule::drive(
+                sched_for(),
+                &mut triggers,
+                (stop.clone(), retire),
+                |reason, trigger| this.once(reason, trigger, stop.clone()),
+            )
+            .await;
+        }
         if let Some(w) = self.mdns.take() {
             w.stop().await;
+        }
+    }
+
+    /// An `owner: leader` job: run its schedule only while this pod holds the Lease. A lost
+    /// Lease interrupts the current run at once; manual triggers on a follower are refused.
+    async fn lead(
+        &self,
+        sched_for: impl Fn() -> Schedule,
+        triggers: &mut mpsc::Receiver<Trigger>,
+        stop: &CancellationToken,
+        retire: &CancellationToken,
+    ) {
+        let (mut leader, lease, me) = match &self.ctx.cluster {
+            Some(c) => (c.leader(), c.lease_name(), c.me().to_string()),
+            // Validation requires `kubernetes:` for owner: leader; without it, never lead.
+            None => (watch::channel(false).1, String::new(), String::new()),
+        };
+        let name = self.job.name.clone();
+        loop {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                () = retire.cancelled() => return,
+                t = triggers.recv() => {
+                    match t {
+                        Some(t) => {
+                            let _ = t.send(Err(TriggerError::Store(format!(
+                                "job {name:?} is owner: leader and this pod ({me}) does not hold the Lease {lease}; trigger it on the leader"
+                            ))));
+                        }
+                        None => {
+                            stop.cancelled().await;
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                open = async { leader.wait_for(|l| *l).await.is_ok() } => if !open {
+                    stop.cancelled().await;
+                    return;
+                },
+            }
+            tracing::info!(job = %name, "this pod leads: the job starts");
+            self.set_status(|s| s.active = true);
+            let term = stop.child_token();
+            let lost = {
+                let (term, mut leader) = (term.clone(), leader.clone());
+                tokio::spawn(async move {
+                    let _ = leader.wait_for(|l| !*l).await;
+                    term.cancel();
+                })
+            };
+            let this = self;
+            schedule::drive(
+                sched_for(),
+                &mut *triggers,
+                (term.clone(), retire.clone()),
+                |reason, trigger| this.once(reason, trigger, term.clone()),
+            )
+            .await;
+            lost.abort();
+            self.set_status(|s| s.active = false);
+            if stop.is_cancelled() || retire.is_cancelled() {
+                return;
+            }
+            tracing::info!(job = %name, "this pod no longer leads: the job stops");
         }
     }
 
@@ -341,9 +429,20 @@ impl Runner {
         let mdns_known = self.mdns.as_ref().map(MdnsWatch::snapshot);
         let (tx, mut rx) = mpsc::channel(RUN_EVENTS);
         let plan = job.plan.clone();
+        let members = match (&self.ctx.cluster, plan.shard_auto) {
+            (Some(c), true) => match c.members().await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    None
+                }
+            },
+            _ => None,
+        };
         let inputs = Inputs {
             mdns_known,
             carry: Some(self.carry.clone()),
+            members,
         };
         let pipe = pipeline::run(&plan, inputs, tx, stop.clone());
         let collect = async {

@@ -13,6 +13,7 @@
 //! a response that stays open by design: a short read timeout would cut every quiet watch.
 
 pub mod lease;
+pub mod peers;
 pub mod pods;
 
 use std::path::PathBuf;
