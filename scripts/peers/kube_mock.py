@@ -34,6 +34,9 @@ Control (never recorded in /control/requests):
                                        replace (by namespace/name); answers the stored pods
   DELETE /control/pods/{ns}/{name}     delete (404 when unknown)
   POST   /control/pods/{ns}/{name}/phase   body {"phase": "Running"|"Pending"|...} (status.phase)
+  resourceVersions start at the start time in milliseconds and the history before start
+  (--pods) is compacted: a client resuming from a previous mock's resourceVersion (a restart)
+  gets 410 Gone and relists, as after an API server restart that lost its watch cache.
   POST   /control/compact              forget the history up to now and end every open watch, so
                                        resuming watchers get 410 Gone and must relist
   POST   /control/close-watches        end every open watch (an API server restart, seen from a
@@ -242,7 +245,11 @@ class Mock:
     def __init__(self, bookmark_interval: float):
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
-        self.rv = 1
+        # Start from the wall clock (ms), so a restarted mock's versions are above the last
+        # one's; its history before start is compacted (see main): a client resuming from a
+        # previous mock's resourceVersion gets 410 Gone and relists, as after an API server
+        # restart that lost its watch cache.
+        self.rv = int(time.time() * 1000)
         self.pods = PodStore(self.cond, self.next_rv)
         self.requests: list[dict] = []
         self.seq = 0
@@ -589,6 +596,7 @@ def main() -> None:
         with mock.lock:
             for p in load_pods(args.pods):
                 mock.pods.put(p)
+    mock.pods.compact(mock.rv)
     srv = Server(args.host, args.port, make_handler(mock))
 
     def stop(*_):

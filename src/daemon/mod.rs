@@ -23,6 +23,7 @@ pub mod cached;
 pub mod jobs;
 pub mod metrics;
 pub mod monitor;
+pub mod pods;
 pub mod schedule;
 pub mod server;
 pub mod sinks;
@@ -102,11 +103,14 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
             })?;
     let metrics = Metrics::new(reader.clone());
     let jobs_stop = CancellationToken::new();
+    let ready = Arc::new(Readiness::default());
     let jobs = Arc::new(Jobs::new(Context {
         store: store.clone(),
         reader: reader.clone(),
         metrics: metrics.clone(),
         shutdown: jobs_stop.clone(),
+        kube: cfg.kubernetes.clone().map(Arc::new),
+        ready: ready.clone(),
     }));
     let sink_cx = crate::sinks::runner::Context {
         store: store.clone(),
@@ -114,7 +118,6 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         board: crate::sinks::SinkBoard::default(),
         metrics: metrics.sinks.clone(),
     };
-    let ready = Arc::new(Readiness::default());
     let auth = Arc::new(RwLock::new(Auth {
         token: cfg.api.token.clone(),
         read_token: cfg.api.read_token.clone(),
