@@ -421,6 +421,7 @@ pub fn parse_origin(s: &str) -> Option<Origin> {
         "srv" => Origin::Srv,
         "static" => Origin::Static,
         "catalog" => Origin::Catalog,
+        "kubernetes" => Origin::Kubernetes,
         _ => return None,
     })
 }
@@ -466,7 +467,11 @@ fn server_filter(p: &Params) -> Result<ServerFilter, Refused> {
     Ok(ServerFilter {
         kind: p.choice("kind", parse_verdict, "mcp, mcp-auth-required, mcp-likely")?,
         transport: p.choice("transport", parse_transport, "streamable-http, sse")?,
-        origin: p.choice("origin", parse_origin, "sweep, mdns, srv, static, catalog")?,
+        origin: p.choice(
+            "origin",
+            parse_origin,
+            "sweep, mdns, srv, static, catalog, kubernetes",
+        )?,
         job: p.text("job")?,
         capability: p.text("capability")?,
         server_name: p.text("server_name")?,
