@@ -376,6 +376,10 @@ class Mock:
             while True:
                 with self.lock:
                     events = []
+                    # A watch ended by compaction/close sends nothing more: what happened after
+                    # it must reach the client through its next watch (or its 410 relist).
+                    if self.watch_epoch != epoch:
+                        break
                     start = bisect.bisect_right(self.pods.history, cursor, key=lambda e: e[0])
                     for rv, old, new in self.pods.history[start:]:
                         om, nm = matches(old), matches(new)

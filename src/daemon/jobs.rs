@@ -500,16 +500,26 @@ async fn fingerprint_pods(
     };
     let cands = w.snapshot();
     let all = futures_util::stream::iter(cands)
-        .map(|c| {
+        .map(|(c, generation)| {
             let fp = fp.clone();
-            async move { super::pods::fingerprint_pod(&fp, &c).await }
+            async move {
+                (
+                    super::pods::fingerprint_pod(&fp, &c).await,
+                    c.addr,
+                    generation,
+                )
+            }
         })
         .buffer_unordered(concurrency.max(1))
         .collect::<Vec<_>>();
-    tokio::select! {
+    let done = tokio::select! {
         v = all => v,
         () = stop.cancelled() => Vec::new(),
-    }
+    };
+    done.into_iter()
+        .filter(|(_, addr, generation)| w.still(*addr, *generation))
+        .map(|(r, _, _)| r)
+        .collect()
 }
 
 /// Count committed changes by kind.

@@ -140,9 +140,22 @@ impl PodWatch {
         Some(Self { known, task })
     }
 
-    /// The in-scope candidates known now (a run fingerprints them again).
-    pub(super) fn snapshot(&self) -> Vec<PodCandidate> {
-        lock(&self.known).values().map(|k| k.cand.clone()).collect()
+    /// The in-scope candidates known now, with their generations (a run fingerprints them
+    /// again, then keeps only those [`PodWatch::still`] current).
+    pub(super) fn snapshot(&self) -> Vec<(PodCandidate, u64)> {
+        lock(&self.known)
+            .values()
+            .map(|k| (k.cand.clone(), k.generation))
+            .collect()
+    }
+
+    /// Whether `addr` is still the candidate of `generation`: a run's record of a pod deleted
+    /// or changed while the run fingerprinted it is dropped, so a run never brings back a
+    /// server the watcher has just marked gone.
+    pub(super) fn still(&self, addr: SocketAddr, generation: u64) -> bool {
+        lock(&self.known)
+            .get(&addr)
+            .is_some_and(|k| k.generation == generation)
     }
 
     /// Note the servers a run stored for known candidates, so a later Gone finds them.
