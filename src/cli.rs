@@ -192,7 +192,7 @@ pub struct ServersArgs {
     /// Only this transport: streamable-http, sse.
     #[arg(long, value_name = "TRANSPORT")]
     pub transport: Option<String>,
-    /// Only servers found by this source: sweep, mdns, srv, static, catalog.
+    /// Only servers found by this source: sweep, mdns, srv, static, catalog, kubernetes.
     #[arg(long, value_name = "ORIGIN")]
     pub origin: Option<String>,
     /// Only servers found by this job.

@@ -34,8 +34,12 @@ Control (never recorded in /control/requests):
                                        replace (by namespace/name); answers the stored pods
   DELETE /control/pods/{ns}/{name}     delete (404 when unknown)
   POST   /control/pods/{ns}/{name}/phase   body {"phase": "Running"|"Pending"|...} (status.phase)
-  POST   /control/compact              forget the history up to now and end every open watch, so
-                                       resuming watchers get 410 Gone and must relist
+  resourceVersions start at the start time in milliseconds and the history before start
+  (--pods) is compacted: a client resuming from a previous mock's resourceVersion (a restart)
+  gets 410 Gone and relists, as after an API server restart that lost its watch cache.
+  POST   /control/compact              forget the history up to now (a version past every one
+                                       handed out, bookmarks included) and end every open
+                                       watch, so resuming watchers get 410 Gone and must relist
   POST   /control/close-watches        end every open watch (an API server restart, seen from a
                                        client that keeps its resourceVersion)
   POST   /control/mode                 body {"mode": M}: `normal`; `forbid-list` (list and watch
@@ -248,7 +252,11 @@ class Mock:
     def __init__(self, bookmark_interval: float):
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
-        self.rv = 1
+        # Start from the wall clock (ms), so a restarted mock's versions are above the last
+        # one's; its history before start is compacted (see main): a client resuming from a
+        # previous mock's resourceVersion gets 410 Gone and relists, as after an API server
+        # restart that lost its watch cache.
+        self.rv = int(time.time() * 1000)
         self.pods = PodStore(self.cond, self.next_rv)
         self.requests: list[dict] = []
         self.seq = 0
@@ -283,12 +291,16 @@ class Mock:
         self.rv += 1
         return self.rv
 
-    def record(self, method: str, path: str, query: dict, code: int) -> None:
+    def record(self, method: str, path: str, query: dict) -> dict:
+        """Recorded when the request arrives (a watch may stay open for minutes); `status`
+        is null until it is answered (for a watch: the 200 that opened the stream)."""
+        rec = {"seq": 0, "time": time.time(), "method": method, "path": path, "query": query, "status": None}
         with self.lock:
             self.seq += 1
+            rec["seq"] = self.seq
             if len(self.requests) < MAX_RECORDS:
-                self.requests.append({"seq": self.seq, "time": time.time(), "method": method,
-                                      "path": path, "query": query, "status": code})
+                self.requests.append(rec)
+        return rec
 
     # ---- API handlers: return (code, obj) or stream themselves and return None
 
@@ -433,6 +445,10 @@ class Mock:
             while True:
                 with self.lock:
                     events = []
+                    # A watch ended by compaction/close sends nothing more: what happened after
+                    # it must reach the client through its next watch (or its 410 relist).
+                    if self.watch_epoch != epoch:
+                        break
                     start = bisect.bisect_right(self.pods.history, cursor, key=lambda e: e[0])
                     for rv, old, new in self.pods.history[start:]:
                         om, nm = matches(old), matches(new)
@@ -500,7 +516,9 @@ class Mock:
 
     def ctl_compact(self, h, m, q, body):
         with self.lock:
-            self.pods.compact(self.rv)
+            # Past every version handed out (bookmarks included), so every resuming watch,
+            # whatever its last bookmark, gets 410 Gone.
+            self.pods.compact(self.next_rv())
             self.watch_epoch += 1
             self.changed()
             return 200, {"compacted": self.rv}
@@ -581,22 +599,25 @@ def make_handler(mock: Mock):
             raw = self.rfile.read(n) if n else b""
             path = url.path
             found = None
-            for meth, rx, fn, rec in routes:
+            for meth, rx, fn, is_api in routes:
                 m = rx.fullmatch(path)
                 if m and meth == method:
-                    found = (m, fn, rec)
+                    found = (m, fn, is_api)
                     break
             recorded = found[2] if found else not path.startswith("/control/")
+            rec: dict = mock.record(method, path, q) if recorded else {}
             if not found:
                 code = 404
                 self.send_json(404, status(404, "NotFound", "the server could not find the requested resource"))
             else:
-                m, fn, rec = found
+                m, fn, _ = found
                 try:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = None
                 try:
+                    if method == "GET" and q.get("watch") in ("1", "true"):
+                        rec["status"] = 200  # the stream opens with 200 (errors come as events)
                     res = fn(self, m, q, body)
                     code = 200
                     if res is not None:
@@ -605,8 +626,8 @@ def make_handler(mock: Mock):
                 except ApiError as e:
                     code = e.code
                     self.send_json(e.code, e.body)
-            if recorded:
-                mock.record(method, path, q, code)
+            with mock.lock:
+                rec["status"] = code
 
         def do_GET(self):
             self.handle_any("GET")
@@ -658,6 +679,7 @@ def main() -> None:
         with mock.lock:
             for p in load_pods(args.pods):
                 mock.pods.put(p)
+    mock.pods.compact(mock.rv)
     srv = Server(args.host, args.port, make_handler(mock))
 
     def stop(*_):

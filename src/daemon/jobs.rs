@@ -24,7 +24,10 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use futures_util::StreamExt;
+
 use super::metrics::{JobLabel, JobResult, JobState, KindLabel, Metrics};
+use super::pods::PodWatch;
 use super::schedule::{self, Jitter, Reason, Schedule, Timing};
 use crate::config::{Job, Owner};
 use crate::discover::candidate::{Candidate, DiscoveryEvent};
@@ -100,6 +103,17 @@ pub struct Context {
     pub metrics: Metrics,
     /// The daemon's shutdown.
     pub shutdown: CancellationToken,
+    /// The `kubernetes:` section, for pod sources (and `node` on every record).
+    pub kube: Option<Arc<crate::kube::KubePlan>>,
+    /// Where continuous sources report that they fail (`/readyz`).
+    pub ready: Arc<super::api::Readiness>,
+}
+
+impl Context {
+    /// This daemon's node (`kubernetes.node`), which every record it stores carries.
+    pub fn node(&self) -> Option<String> {
+        self.kube.as_ref().and_then(|k| k.node.clone())
+    }
 }
 
 /// The registry of running jobs.
@@ -233,6 +247,7 @@ impl Jobs {
             ctx: self.ctx.clone(),
             status: status.clone(),
             mdns: None,
+            pods: None,
             carry: Arc::default(),
         };
         let (s, r) = (stop.clone(), retire.clone());
@@ -266,6 +281,8 @@ struct Runner {
     ctx: Context,
     status: Arc<Mutex<JobStatus>>,
     mdns: Option<MdnsWatch>,
+    /// The pod watcher of a `kubernetes:` source, kept between runs.
+    pods: Option<PodWatch>,
     /// Health endpoints and Server Cards kept from this job's earlier runs, so a rescan of
     /// an unchanged server skips those five GETs (bounded and aged: see
     /// [`crate::fingerprint::carry`]). Per runner: a changed job starts afresh.
@@ -286,6 +303,7 @@ impl Runner {
                 Err(e) => tracing::warn!(job = %name, "mDNS browser: {e}"),
             }
         }
+        self.pods = PodWatch::start(&self.job, &self.ctx, stop.clone());
         let mut h = std::collections::hash_map::DefaultHasher::new();
         name.hash(&mut h);
         let seed = h.finish()
@@ -326,6 +344,9 @@ impl Runner {
             .await;
         }
         if let Some(w) = self.mdns.take() {
+            w.stop().await;
+        }
+        if let Some(w) = self.pods.take() {
             w.stop().await;
         }
     }
@@ -444,7 +465,16 @@ impl Runner {
             carry: Some(self.carry.clone()),
             members,
         };
-        let pipe = pipeline::run(&plan, inputs, tx, stop.clone());
+        // A job with only a pod source has nothing for the pipeline to do.
+        let pipe = async {
+            let d = &plan.discovery;
+            if self.pods.is_some() && plan.targets.is_empty() && !plan.local && !d.any() {
+                drop(tx);
+                Ok(pipeline::Summary::default())
+            } else {
+                pipeline::run(&plan, inputs, tx, stop.clone()).await
+            }
+        };
         let collect = async {
             let mut records = Vec::new();
             while let Some(ev) = rx.recv().await {
@@ -454,8 +484,24 @@ impl Runner {
             }
             records
         };
-        let (result, records) = tokio::join!(pipe, collect);
+        let pod_records = async {
+            match (&self.pods, &plan.fingerprint) {
+                (Some(w), Some(opts)) => {
+                    fingerprint_pods(w, opts, plan.fingerprint_concurrency, &stop).await
+                }
+                _ => Vec::new(),
+            }
+        };
+        let (result, mut records, pod_records) = tokio::join!(pipe, collect, pod_records);
+        records.extend(pod_records);
+        let node = self.ctx.node();
+        for r in &mut records {
+            r.node.clone_from(&node);
+        }
         if let Some(w) = &self.mdns {
+            w.learn(&records);
+        }
+        if let Some(w) = &self.pods {
             w.learn(&records);
         }
         let (end, probes, open) = match &result {
@@ -541,6 +587,40 @@ impl Runner {
     }
 }
 
+/// Fingerprint every candidate the pod watcher knows, for a run.
+async fn fingerprint_pods(
+    w: &PodWatch,
+    opts: &crate::fingerprint::FingerprintOptions,
+    concurrency: usize,
+    stop: &CancellationToken,
+) -> Vec<Record> {
+    let Ok(fp) = Fingerprinter::new(opts.clone()) else {
+        return Vec::new();
+    };
+    let cands = w.snapshot();
+    let all = futures_util::stream::iter(cands)
+        .map(|(c, generation)| {
+            let fp = fp.clone();
+            async move {
+                (
+                    super::pods::fingerprint_pod(&fp, &c).await,
+                    c.addr,
+                    generation,
+                )
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect::<Vec<_>>();
+    let done = tokio::select! {
+        v = all => v,
+        () = stop.cancelled() => Vec::new(),
+    };
+    done.into_iter()
+        .filter(|(_, addr, generation)| w.still(*addr, *generation))
+        .map(|(r, _, _)| r)
+        .collect()
+}
+
 /// Count committed changes by kind.
 pub fn count_changes(m: &Metrics, changes: &[Change]) {
     for c in changes {
@@ -604,6 +684,8 @@ impl MdnsWatch {
                         Some((inst, rec)) = done_rx.recv() => {
                             if let Some(url) = rec.url.as_deref().filter(|_| rec.kind.is_some_and(|k| k.is_mcp())) {
                                 lock(&ids).insert(inst, crate::store::ServerId::from_url(url).into_string());
+                                let mut rec = rec;
+                                rec.node = ctx.node();
                                 match ctx.store.observe(&name, vec![rec]).await {
                                     Ok(changes) => count_changes(&ctx.metrics, &changes),
                                     Err(e) => tracing::warn!(job = %name, "cannot store an announced server: {e}"),

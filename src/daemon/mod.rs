@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod jobs;
 pub mod metrics;
 pub mod monitor;
+pub mod pods;
 pub mod schedule;
 pub mod server;
 pub mod sinks;
@@ -109,12 +110,15 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         .kubernetes
         .clone()
         .map(|k| cluster::Cluster::new(k, metrics.leader.clone()));
+    let ready = Arc::new(Readiness::default());
     let jobs = Arc::new(Jobs::new(Context {
         cluster: cluster.clone(),
         store: store.clone(),
         reader: reader.clone(),
         metrics: metrics.clone(),
         shutdown: jobs_stop.clone(),
+        kube: cfg.kubernetes.clone().map(Arc::new),
+        ready: ready.clone(),
     }));
     let sink_cx = crate::sinks::runner::Context {
         store: store.clone(),
@@ -122,7 +126,6 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         board: crate::sinks::SinkBoard::default(),
         metrics: metrics.sinks.clone(),
     };
-    let ready = Arc::new(Readiness::default());
     let auth = Arc::new(RwLock::new(Auth {
         token: cfg.api.token.clone(),
         read_token: cfg.api.read_token.clone(),
