@@ -1285,13 +1285,15 @@ impl Validator<'_> {
                     }
                     spec.shard_auto = true;
                 }
-                RawShard::Word(w) => return Err(self.invalid(
-                    s,
-                    &at("shard"),
-                    format!(
+                RawShard::Word(w) => {
+                    return Err(self.invalid(
+                        s,
+                        &at("shard"),
+                        format!(
                         "{w:?} is not a shard; accepted forms: auto, or {{ index: 0, count: 3 }}"
                     ),
-                )),
+                    ))
+                }
                 RawShard::Fixed(f) => {
                     if f.count == 0 || f.index >= f.count {
                         return Err(self.invalid(
