@@ -185,6 +185,8 @@ fn record(i: u32, pass: u32) -> Record {
             "Mcp-Session-Id header".into(),
         ],
         confidence: Some(1.0),
+        node: None,
+        k8s: None,
     }
 }
 

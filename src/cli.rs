@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::discover::local::{self, LocalFilter};
 use crate::fingerprint::credentials::RawCredentials;
 use crate::plan::{DiscoverySpec, FingerprintSpec, JobSpec, Shard};
 use crate::units::parse_duration;
@@ -32,6 +33,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per process: boxing `ScanArgs` would save nothing worth the indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sweep addresses × ports and report the MCP servers found (localhost on the MCP ports by default).
@@ -189,7 +192,7 @@ pub struct ServersArgs {
     /// Only this transport: streamable-http, sse.
     #[arg(long, value_name = "TRANSPORT")]
     pub transport: Option<String>,
-    /// Only servers found by this source: sweep, mdns, srv, static, catalog.
+    /// Only servers found by this source: sweep, mdns, srv, static, catalog, kubernetes.
     #[arg(long, value_name = "ORIGIN")]
     pub origin: Option<String>,
     /// Only servers found by this job.
@@ -383,9 +386,20 @@ pub struct ScanArgs {
     /// Addresses never to probe, same grammar as targets (repeatable).
     #[arg(long, value_name = "TARGET")]
     pub exclude: Vec<String>,
-    /// Also sweep the subnets attached to this machine's interfaces (IPv4, and IPv6 /112 or narrower).
+    /// Also sweep the subnets attached to this machine's interfaces, less loopback, link-local,
+    /// container interfaces (--skip-interfaces) and wide prefixes (--max-local-prefix).
     #[arg(long)]
     pub local: bool,
+    /// With --local: skip attached IPv4 prefixes wider than this.
+    #[arg(long, value_name = "N", default_value_t = local::DEFAULT_MAX_LOCAL_PREFIX_V4, value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub max_local_prefix: u8,
+    /// With --local: skip attached IPv6 prefixes wider than this (wider than /112 is never swept).
+    #[arg(long, value_name = "N", default_value_t = local::DEFAULT_MAX_LOCAL_PREFIX_V6, value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub max_local_prefix_v6: u8,
+    /// With --local: interface name globs to skip, comma-separated; "" skips none
+    /// [default: docker*,cni*,flannel*,cali*,veth*,cilium*,kube-*].
+    #[arg(long, value_name = "GLOBS")]
+    pub skip_interfaces: Option<String>,
     /// Refuse sweeps with more address×port probes than this, unless --force.
     #[arg(long, value_name = "N", default_value_t = 1_048_576)]
     pub max_targets: u64,
@@ -499,6 +513,7 @@ impl DiscoveryArgs {
             dns_timeout: self.dns_timeout,
             dns_concurrency: self.dns_concurrency,
             scope: self.scope.clone(),
+            kubernetes: None,
         }
     }
 }
@@ -527,6 +542,21 @@ impl ScanArgs {
             threads: self.threads,
             seed: self.seed,
             shard: self.shard,
+            shard_auto: false,
+            local_filter: LocalFilter {
+                max_prefix_v4: self.max_local_prefix,
+                max_prefix_v6: self.max_local_prefix_v6,
+                skip_interfaces: match &self.skip_interfaces {
+                    None => LocalFilter::default().skip_interfaces,
+                    Some(list) => list
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                },
+                ..LocalFilter::default()
+            },
         }
     }
 }

@@ -24,6 +24,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::discover::local::LocalFilter;
+use crate::kube::pods::PodsSpec;
+use crate::kube::KubePlan;
 use crate::monitor::plan::{HealthPlan, HealthSpec, PlanIssue};
 use crate::plan::{
     self, DiscoverySpec, FingerprintSpec, JobPlan, JobSpec, Shard, DEFAULT_FINGERPRINT_CONCURRENCY,
@@ -131,6 +134,46 @@ struct RawConfig {
     jobs: Option<Spanned<Vec<RawJob>>>,
     health: Option<HealthSpec>,
     sinks: Option<Vec<Spanned<SinkSpec>>>,
+    kubernetes: Option<Spanned<RawKubernetes>>,
+}
+
+/// `kubernetes:` (top level): how to reach the API and who this pod is.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawKubernetes {
+    kubeconfig: Option<Spanned<String>>,
+    node: Option<Spanned<String>>,
+    namespace: Option<Spanned<String>>,
+    pod: Option<Spanned<String>>,
+    peers: Option<Spanned<String>>,
+    lease: Option<Spanned<RawLease>>,
+    timeout: Option<Spanned<String>>,
+    retry: Option<Spanned<RawRetry>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawLease {
+    name: Option<Spanned<String>>,
+    duration: Option<Spanned<String>>,
+    renew: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawRetry {
+    initial: Option<Spanned<String>>,
+    max: Option<Spanned<String>>,
+}
+
+/// A job's `kubernetes:` source.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawJobKubernetes {
+    pods: Option<Spanned<String>>,
+    namespaces: Vec<Spanned<String>>,
+    labels: Vec<Spanned<String>>,
+    all_ports: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,9 +201,15 @@ struct RawJob {
     name: Spanned<String>,
     #[serde(default)]
     targets: Vec<Spanned<String>>,
+    max_local_prefix: Option<Spanned<u8>>,
+    max_local_prefix_v6: Option<Spanned<u8>>,
+    skip_interfaces: Option<Vec<Spanned<String>>>,
+    skip_loopback: Option<bool>,
+    skip_link_local: Option<bool>,
     #[serde(default)]
     exclude: Vec<Spanned<String>>,
     ports: Option<Spanned<String>>,
+    owner: Option<Spanned<String>>,
     interval: Option<Spanned<String>>,
     jitter: Option<Spanned<String>>,
     #[serde(default)]
@@ -175,6 +224,7 @@ struct RawJob {
     #[serde(default)]
     scope: Vec<Spanned<String>>,
     shard: Option<Spanned<RawShard>>,
+    kubernetes: Option<Spanned<RawJobKubernetes>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -224,9 +274,17 @@ struct RawDns {
     concurrency: Option<Spanned<u16>>,
 }
 
+/// `shard:` is `auto` or `{ index, count }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawShard {
+    Word(String),
+    Fixed(RawFixedShard),
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawShard {
+struct RawFixedShard {
     index: u32,
     count: u32,
 }
@@ -275,6 +333,28 @@ pub struct Job {
     pub spec: JobSpec,
     /// The validated plan the pipeline runs.
     pub plan: JobPlan,
+    /// Where it runs: every pod (`node`), or only the Lease holder (`leader`).
+    pub owner: Owner,
+}
+
+/// A job's `owner:`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Owner {
+    /// Every daemon runs it (the default).
+    #[default]
+    Node,
+    /// Only the daemon that holds the `kubernetes.lease` Lease runs it.
+    Leader,
+}
+
+impl Owner {
+    /// As written in the config and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Node => "node",
+            Self::Leader => "leader",
+        }
+    }
 }
 
 impl Job {
@@ -301,8 +381,22 @@ impl Job {
         if !p.discovery.srv.is_empty() {
             let _ = write!(s, "; SRV {}", p.discovery.srv.join(","));
         }
+        if let Some(k) = &p.discovery.kubernetes {
+            let ns = if k.namespaces.is_empty() {
+                "every namespace".to_string()
+            } else {
+                k.namespaces.join(",")
+            };
+            let _ = write!(s, "; kubernetes pods of this node ({ns})");
+        }
         if let Some(sh) = p.shard {
             let _ = write!(s, "; shard {} of {}", sh.index, sh.count);
+        }
+        if p.shard_auto {
+            s.push_str("; shard auto (over the ready pods, read at each run)");
+        }
+        if self.owner == Owner::Leader {
+            s.push_str("; owner leader (runs only on the Lease holder)");
         }
         if p.fingerprint.is_none() {
             s.push_str("; ports only (fingerprint disabled)");
@@ -328,6 +422,8 @@ pub struct Config {
     pub health: HealthPlan,
     /// The registries fed from the inventory (`sinks:`), in file order.
     pub sinks: Vec<SinkPlan>,
+    /// The `kubernetes:` section; `None` when absent.
+    pub kubernetes: Option<KubePlan>,
 }
 
 /// Name of the embedded default config in messages.
@@ -417,6 +513,14 @@ impl Config {
             }
             let _ = writeln!(s, "  - name: {}", json(&j.name));
             let _ = writeln!(s, "    targets: {}", list(&targets));
+            if p.local {
+                let lf = &p.local_filter;
+                let _ = writeln!(s, "    max_local_prefix: {}", lf.max_prefix_v4);
+                let _ = writeln!(s, "    max_local_prefix_v6: {}", lf.max_prefix_v6);
+                let _ = writeln!(s, "    skip_interfaces: {}", list(&lf.skip_interfaces));
+                let _ = writeln!(s, "    skip_loopback: {}", lf.skip_loopback);
+                let _ = writeln!(s, "    skip_link_local: {}", lf.skip_link_local);
+            }
             let _ = writeln!(s, "    exclude: {}", list(&p.exclude));
             let _ = writeln!(s, "    ports: {}", json(&p.ports));
             let _ = writeln!(s, "    interval: {}", d(j.interval));
@@ -476,6 +580,13 @@ impl Config {
             let _ = writeln!(s, "      timeout: {}", d(disc.dns_timeout));
             let _ = writeln!(s, "      concurrency: {}", disc.dns_concurrency);
             let _ = writeln!(s, "    scope: {}", list(&disc.scope));
+            if let Some(k) = &disc.kubernetes {
+                let _ = writeln!(s, "    kubernetes:");
+                let _ = writeln!(s, "      pods: node");
+                let _ = writeln!(s, "      namespaces: {}", list(&k.namespaces));
+                let _ = writeln!(s, "      labels: {}", list(&k.labels));
+                let _ = writeln!(s, "      all_ports: {}", k.all_ports);
+            }
             if let Some(sh) = p.shard {
                 let _ = writeln!(
                     s,
@@ -483,6 +594,44 @@ impl Config {
                     sh.index, sh.count
                 );
             }
+            if p.shard_auto {
+                let _ = writeln!(s, "    shard: auto");
+            }
+            if j.owner == Owner::Leader {
+                let _ = writeln!(s, "    owner: leader");
+            }
+        }
+        if let Some(k) = &self.kubernetes {
+            let _ = writeln!(s, "kubernetes:");
+            let _ = writeln!(
+                s,
+                "  kubeconfig: {}",
+                k.kubeconfig
+                    .as_ref()
+                    .map_or("null".into(), |p| json(&p.display().to_string()))
+            );
+            let _ = writeln!(
+                s,
+                "  node: {}",
+                k.node.as_deref().map_or("null".into(), json)
+            );
+            let _ = writeln!(s, "  namespace: {}", json(&k.namespace));
+            let _ = writeln!(s, "  pod: {}", json(&k.pod));
+            let _ = writeln!(s, "  peers: {}", json(&k.peers));
+            let _ = writeln!(
+                s,
+                "  lease: {{ name: {}, duration: {}, renew: {} }}",
+                json(&k.lease.name),
+                d(k.lease.duration),
+                d(k.lease.renew)
+            );
+            let _ = writeln!(s, "  timeout: {}", d(k.timeout));
+            let _ = writeln!(
+                s,
+                "  retry: {{ initial: {}, max: {} }}",
+                d(k.retry_initial),
+                d(k.retry_max)
+            );
         }
         let h = &self.health;
         let t = &h.thresholds;
@@ -541,6 +690,37 @@ impl Config {
 
 fn json(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
+}
+
+/// A Kubernetes DNS-1123 label (namespace names): 1-63 of `[a-z0-9-]`, alphanumeric ends.
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain (node names, label prefixes): dot-separated labels, at most 253.
+fn dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(dns_label)
+}
+
+/// A label key: `[prefix/]name`, name 1-63 of `[A-Za-z0-9._-]` with alphanumeric ends.
+fn label_key(s: &str) -> bool {
+    let (prefix, name) = match s.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, s),
+    };
+    prefix.is_none_or(dns_subdomain)
+        && !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 /// The store's default path: `$XDG_STATE_HOME/mcp-scout/inventory.db`, else
@@ -761,11 +941,16 @@ impl Validator<'_> {
             Some(g) => g.value,
             None => DEFAULT_GONE_AFTER,
         };
+        let kubernetes = raw
+            .kubernetes
+            .as_ref()
+            .map(|k| self.kubernetes(k))
+            .transpose()?;
         let mut jobs = Vec::new();
         let mut names = HashSet::new();
         if let Some(list) = &raw.jobs {
             for (i, j) in list.value.iter().enumerate() {
-                let job = self.job(i, j)?;
+                let job = self.job(i, j, kubernetes.as_ref())?;
                 if !names.insert(job.name.clone()) {
                     return Err(self.invalid(
                         &j.name,
@@ -792,7 +977,169 @@ impl Validator<'_> {
             jobs,
             health,
             sinks,
+            kubernetes,
         })
+    }
+
+    fn kubernetes(&self, k: &Spanned<RawKubernetes>) -> Result<KubePlan, ConfigError> {
+        let raw = &k.value;
+        let d = KubePlan::default();
+        let env = |var: &str| std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+        let text = |v: &Option<Spanned<String>>| {
+            v.as_ref()
+                .map(|s| s.value.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let kubeconfig = text(&raw.kubeconfig)
+            .filter(|p| p != "null" && p != "~")
+            .map(PathBuf::from);
+        let node = text(&raw.node).or_else(|| env("NODE_NAME"));
+        if let (Some(n), Some(s)) = (&node, &raw.node) {
+            if !dns_subdomain(n) {
+                return Err(self.invalid(
+                    s,
+                    "kubernetes.node",
+                    format!("{n:?} is not a node name (lowercase letters, digits, '-' and '.'); set it from the downward API: node: \"${{NODE_NAME}}\""),
+                ));
+            }
+        }
+        let namespace = text(&raw.namespace)
+            .or_else(|| env("POD_NAMESPACE"))
+            .unwrap_or(d.namespace);
+        if let Some(s) = &raw.namespace {
+            if !dns_label(&namespace) {
+                return Err(self.invalid(
+                    s,
+                    "kubernetes.namespace",
+                    format!("{namespace:?} is not a namespace name (at most 63 lowercase letters, digits and '-'), for example mcp-scout"),
+                ));
+            }
+        }
+        let pod = text(&raw.pod).or_else(|| env("POD_NAME")).unwrap_or(d.pod);
+        let peers = text(&raw.peers).unwrap_or(d.peers);
+        let mut lease = d.lease;
+        if let Some(l) = &raw.lease {
+            if let Some(n) = text(&l.value.name) {
+                lease.name = n;
+            }
+            lease.duration = self.duration(
+                l.value.duration.as_ref(),
+                "kubernetes.lease.duration",
+                lease.duration,
+            )?;
+            lease.renew = self.duration(
+                l.value.renew.as_ref(),
+                "kubernetes.lease.renew",
+                lease.renew,
+            )?;
+            if lease.renew >= lease.duration {
+                return Err(self.invalid(
+                    l,
+                    "kubernetes.lease",
+                    format!("renew {:?} is not below duration {:?}; renew well within the duration, for example duration: 15s, renew: 5s", lease.renew, lease.duration),
+                ));
+            }
+        }
+        let timeout = self.duration(raw.timeout.as_ref(), "kubernetes.timeout", d.timeout)?;
+        if timeout.is_zero() {
+            if let Some(t) = &raw.timeout {
+                return Err(self.invalid(
+                    t,
+                    "kubernetes.timeout",
+                    "0s would fail every request; use 1s or more (default 10s)",
+                ));
+            }
+        }
+        let (mut retry_initial, mut retry_max) = (d.retry_initial, d.retry_max);
+        if let Some(r) = &raw.retry {
+            retry_initial = self.duration(
+                r.value.initial.as_ref(),
+                "kubernetes.retry.initial",
+                retry_initial,
+            )?;
+            retry_max = self.duration(r.value.max.as_ref(), "kubernetes.retry.max", retry_max)?;
+            if retry_initial.is_zero() || retry_initial > retry_max {
+                return Err(self.invalid(
+                    r,
+                    "kubernetes.retry",
+                    format!("initial {retry_initial:?} must be above 0 and at most max {retry_max:?}, for example {{ initial: 1s, max: 30s }}"),
+                ));
+            }
+        }
+        Ok(KubePlan {
+            kubeconfig,
+            node,
+            namespace,
+            pod,
+            peers,
+            lease,
+            timeout,
+            retry_initial,
+            retry_max,
+        })
+    }
+
+    fn pods(
+        &self,
+        k: &Spanned<RawJobKubernetes>,
+        at: &dyn Fn(&str) -> String,
+        plan: Option<&KubePlan>,
+    ) -> Result<PodsSpec, ConfigError> {
+        let raw = &k.value;
+        match &raw.pods {
+            None => {
+                return Err(self.invalid(
+                    k,
+                    &at("kubernetes"),
+                    "no source; write pods: node (watch the pods of this node)",
+                ))
+            }
+            Some(p) if p.value.trim() != "node" => {
+                return Err(self.invalid(
+                    p,
+                    &at("kubernetes.pods"),
+                    format!("{:?} is not a pod source; the one accepted value is node (the pods of kubernetes.node)", p.value),
+                ))
+            }
+            Some(p) => {
+                if plan.and_then(|k| k.node.as_ref()).is_none() {
+                    return Err(self.invalid(
+                        p,
+                        &at("kubernetes.pods"),
+                        "pods: node needs this pod's node name; set kubernetes.node (node: \"${NODE_NAME}\", with NODE_NAME from the downward API spec.nodeName)",
+                    ));
+                }
+            }
+        }
+        let mut spec = PodsSpec {
+            all_ports: raw.all_ports.unwrap_or(false),
+            ..PodsSpec::default()
+        };
+        for (n, ns) in raw.namespaces.iter().enumerate() {
+            let v = ns.value.trim();
+            if !dns_label(v) {
+                return Err(self.invalid(
+                    ns,
+                    &at(&format!("kubernetes.namespaces[{n}]")),
+                    format!("{v:?} is not a namespace name (at most 63 lowercase letters, digits and '-'); leave the list empty for every namespace"),
+                ));
+            }
+            if !spec.namespaces.iter().any(|x| x == v) {
+                spec.namespaces.push(v.to_string());
+            }
+        }
+        for (n, l) in raw.labels.iter().enumerate() {
+            let v = l.value.trim();
+            if !label_key(v) {
+                return Err(self.invalid(
+                    l,
+                    &at(&format!("kubernetes.labels[{n}]")),
+                    format!("{v:?} is not a label key; write [prefix/]name, such as app.kubernetes.io/name or team"),
+                ));
+            }
+            spec.labels.push(v.to_string());
+        }
+        Ok(spec)
     }
 
     fn api(&self, a: &RawApi) -> Result<ApiConfig, ConfigError> {
@@ -839,7 +1186,7 @@ impl Validator<'_> {
     }
 
     #[allow(clippy::too_many_lines)]
-    fn job(&self, i: usize, j: &RawJob) -> Result<Job, ConfigError> {
+    fn job(&self, i: usize, j: &RawJob, kube: Option<&KubePlan>) -> Result<Job, ConfigError> {
         let at = |key: &str| format!("jobs[{i}].{key}");
         let name = j.name.value.trim().to_string();
         if name.is_empty()
@@ -866,6 +1213,7 @@ impl Validator<'_> {
                 .map_err(|e| self.invalid(t, &at(&format!("targets[{k}]")), e.to_string()))?;
             spec.targets.push(t.value.clone());
         }
+        self.local_filter(j, &at, &mut spec.local_filter)?;
         for (k, t) in j.exclude.iter().enumerate() {
             for part in t.value.split(',').filter(|p| !p.trim().is_empty()) {
                 TargetSpec::parse(part)
@@ -894,21 +1242,75 @@ impl Validator<'_> {
         self.sweep(&j.sweep, &at("sweep"), &mut spec)?;
         spec.fingerprint = self.fingerprint(&j.fingerprint, &at("fingerprint"), &mut spec)?;
         spec.discovery = self.discovery(j, &at)?;
+        if let Some(k) = &j.kubernetes {
+            spec.discovery.kubernetes = Some(self.pods(k, &at, kube)?);
+        }
+        let owner = match &j.owner {
+            None => Owner::Node,
+            Some(o) => match o.value.trim() {
+                "node" => Owner::Node,
+                "leader" => Owner::Leader,
+                other => {
+                    return Err(self.invalid(
+                        o,
+                        &at("owner"),
+                        format!("{other:?} is not an owner; accepted values: node (every pod runs the job, the default), leader (only the pod holding kubernetes.lease)"),
+                    ))
+                }
+            },
+        };
+        if let (Owner::Leader, Some(o), None) = (owner, &j.owner, kube) {
+            return Err(self.invalid(
+                o,
+                &at("owner"),
+                "owner: leader needs the top-level kubernetes: section (the Lease kubernetes.lease.name lives in kubernetes.namespace); add kubernetes: {} or remove owner",
+            ));
+        }
         if let Some(s) = &j.shard {
-            if s.value.count == 0 || s.value.index >= s.value.count {
-                return Err(self.invalid(
-                    s,
-                    &at("shard"),
-                    format!(
-                        "index {} is not below count {}; give each of N instances an index from 0 to N-1 and count N",
-                        s.value.index, s.value.count
+            match &s.value {
+                RawShard::Word(w) if w.trim() == "auto" => {
+                    if kube.is_none() {
+                        return Err(self.invalid(
+                            s,
+                            &at("shard"),
+                            "shard: auto needs the top-level kubernetes: section (the DaemonSet's pods are kubernetes.peers in kubernetes.namespace); add kubernetes: {} or give { index, count }",
+                        ));
+                    }
+                    if owner == Owner::Leader {
+                        return Err(self.invalid(
+                            s,
+                            &at("shard"),
+                            "shard: auto splits a job over every ready pod, owner: leader runs it on one; choose one of them",
+                        ));
+                    }
+                    spec.shard_auto = true;
+                }
+                RawShard::Word(w) => {
+                    return Err(self.invalid(
+                        s,
+                        &at("shard"),
+                        format!(
+                        "{w:?} is not a shard; accepted forms: auto, or {{ index: 0, count: 3 }}"
                     ),
-                ));
+                    ))
+                }
+                RawShard::Fixed(f) => {
+                    if f.count == 0 || f.index >= f.count {
+                        return Err(self.invalid(
+                            s,
+                            &at("shard"),
+                            format!(
+                                "index {} is not below count {}; give each of N instances an index from 0 to N-1 and count N",
+                                f.index, f.count
+                            ),
+                        ));
+                    }
+                    spec.shard = Some(Shard {
+                        index: f.index,
+                        count: f.count,
+                    });
+                }
             }
-            spec.shard = Some(Shard {
-                index: s.value.index,
-                count: s.value.count,
-            });
         }
         let plan = JobPlan::resolve(&spec)
             .map_err(|e| self.invalid(&j.name, &format!("jobs[{i}]"), e.to_string()))?;
@@ -918,7 +1320,66 @@ impl Validator<'_> {
             jitter,
             spec,
             plan,
+            owner,
         })
+    }
+
+    /// The `local` filter keys of job `j` (`targets: [local]`).
+    fn local_filter(
+        &self,
+        j: &RawJob,
+        at: &dyn Fn(&str) -> String,
+        f: &mut LocalFilter,
+    ) -> Result<(), ConfigError> {
+        for (v, key, max, slot) in [
+            (
+                &j.max_local_prefix,
+                "max_local_prefix",
+                32,
+                &mut f.max_prefix_v4,
+            ),
+            (
+                &j.max_local_prefix_v6,
+                "max_local_prefix_v6",
+                128,
+                &mut f.max_prefix_v6,
+            ),
+        ] {
+            if let Some(p) = v {
+                if p.value > max {
+                    return Err(self.invalid(
+                        p,
+                        &at(key),
+                        format!(
+                            "{} is not a prefix length; use 0 to {max} (local skips attached networks wider than it)",
+                            p.value
+                        ),
+                    ));
+                }
+                *slot = p.value;
+            }
+        }
+        if let Some(list) = &j.skip_interfaces {
+            f.skip_interfaces.clear();
+            for (k, p) in list.iter().enumerate() {
+                let pat = p.value.trim();
+                if pat.is_empty() {
+                    return Err(self.invalid(
+                        p,
+                        &at(&format!("skip_interfaces[{k}]")),
+                        "empty pattern; write an interface name or a glob such as docker*, or [] to skip none",
+                    ));
+                }
+                f.skip_interfaces.push(pat.to_string());
+            }
+        }
+        if let Some(b) = j.skip_loopback {
+            f.skip_loopback = b;
+        }
+        if let Some(b) = j.skip_link_local {
+            f.skip_link_local = b;
+        }
+        Ok(())
     }
 
     fn sweep(&self, s: &RawSweep, at: &str, spec: &mut JobSpec) -> Result<(), ConfigError> {
@@ -1099,6 +1560,102 @@ mod tests {
 
     fn err(text: &str) -> String {
         Config::parse(text, "t.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn owner_and_shard_auto_need_the_kubernetes_section_and_exclude_each_other() {
+        let c = Config::parse(
+            "kubernetes: {}\njobs:\n  - name: c\n    owner: leader\n    targets: [127.0.0.1]\n  - name: s\n    shard: auto\n    targets: [127.0.0.0/24]\n  - name: n\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.jobs[0].owner, Owner::Leader);
+        assert!(!c.jobs[0].plan.shard_auto);
+        assert_eq!(
+            (c.jobs[1].owner, c.jobs[1].plan.shard_auto),
+            (Owner::Node, true)
+        );
+        assert_eq!(c.jobs[2].owner, Owner::Node);
+        assert!(c.jobs[0].describe().contains("; owner leader"));
+        assert!(c.jobs[1].describe().contains("; shard auto"));
+        let y = c.to_yaml();
+        assert!(
+            y.contains("    owner: leader\n") && y.contains("    shard: auto\n"),
+            "{y}"
+        );
+        let fixed = Config::parse(
+            "jobs:\n  - name: a\n    shard: { index: 1, count: 3 }\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(fixed.jobs[0].plan.shard, Some(Shard { index: 1, count: 3 }));
+        for (text, want) in [
+            (
+                "jobs:\n  - name: a\n    owner: leader\n",
+                "t.yaml:3:12: jobs[0].owner: owner: leader needs the top-level kubernetes: section",
+            ),
+            (
+                "jobs:\n  - name: a\n    owner: boss\n",
+                "t.yaml:3:12: jobs[0].owner: \"boss\" is not an owner; accepted values: node",
+            ),
+            (
+                "jobs:\n  - name: a\n    shard: auto\n",
+                "t.yaml:3:12: jobs[0].shard: shard: auto needs the top-level kubernetes: section",
+            ),
+            (
+                "kubernetes: {}\njobs:\n  - name: a\n    shard: auto\n    owner: leader\n",
+                "t.yaml:4:12: jobs[0].shard: shard: auto splits a job over every ready pod, owner: leader runs it on one",
+            ),
+            (
+                "kubernetes: {}\njobs:\n  - name: a\n    shard: half\n",
+                "t.yaml:4:12: jobs[0].shard: \"half\" is not a shard; accepted forms: auto, or { index: 0, count: 3 }",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.starts_with(want), "{e}\n  does not start with\n{want}");
+        }
+    }
+
+    #[test]
+    fn local_filter_keys_set_the_job_filter_and_bad_ones_name_the_fix() {
+        let c = Config::parse(
+            "jobs:\n  - name: lan\n    targets: [local]\n    max_local_prefix: 20\n    max_local_prefix_v6: 56\n    skip_interfaces: [docker*, br-*]\n    skip_loopback: false\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let f = &c.jobs[0].plan.local_filter;
+        assert_eq!(
+            (
+                f.max_prefix_v4,
+                f.max_prefix_v6,
+                f.skip_loopback,
+                f.skip_link_local
+            ),
+            (20, 56, false, true)
+        );
+        assert_eq!(f.skip_interfaces, ["docker*", "br-*"]);
+        assert!(c
+            .to_yaml()
+            .contains("    skip_interfaces: [\"docker*\", \"br-*\"]\n"));
+        let d = Config::parse("jobs:\n  - name: lan\n    targets: [local]\n", "t.yaml").unwrap();
+        assert_eq!(d.jobs[0].plan.local_filter, LocalFilter::default());
+        for (text, want) in [
+            (
+                "jobs:\n  - name: a\n    targets: [local]\n    max_local_prefix: 33\n",
+                "t.yaml:4:23: jobs[0].max_local_prefix: 33 is not a prefix length; use 0 to 32 (local skips attached networks wider than it)",
+            ),
+            (
+                "jobs:\n  - name: a\n    max_local_prefix_v6: 200\n",
+                "t.yaml:3:26: jobs[0].max_local_prefix_v6: 200 is not a prefix length; use 0 to 128",
+            ),
+            (
+                "jobs:\n  - name: a\n    skip_interfaces: [docker*, \"\"]\n",
+                "t.yaml:3:32: jobs[0].skip_interfaces[1]: empty pattern; write an interface name or a glob such as docker*, or [] to skip none",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.starts_with(want), "{e}\n  does not start with\n{want}");
+        }
     }
 
     #[test]
@@ -1307,6 +1864,109 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    }
+
+    #[test]
+    fn the_kubernetes_section_and_pod_source_resolve() {
+        let c = Config::parse(
+            "kubernetes:\n\
+             \x20 kubeconfig: null\n\
+             \x20 node: node-1\n\
+             \x20 namespace: tools\n\
+             \x20 pod: scout-abc\n\
+             \x20 lease: { name: l, duration: 20s, renew: 4s }\n\
+             \x20 timeout: 3s\n\
+             \x20 retry: { initial: 200ms, max: 5s }\n\
+             jobs:\n\
+             \x20 - name: pods\n\
+             \x20   kubernetes: { pods: node, namespaces: [a, b], labels: [app.kubernetes.io/name, team], all_ports: true }\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let k = c.kubernetes.as_ref().unwrap();
+        assert_eq!(k.node.as_deref(), Some("node-1"));
+        assert_eq!(
+            (k.namespace.as_str(), k.pod.as_str()),
+            ("tools", "scout-abc")
+        );
+        assert_eq!(k.lease.duration, Duration::from_secs(20));
+        assert_eq!(
+            (k.retry_initial, k.retry_max),
+            (Duration::from_millis(200), Duration::from_secs(5))
+        );
+        assert!(k.kubeconfig.is_none());
+        let j = &c.jobs[0];
+        let p = j.plan.discovery.kubernetes.as_ref().unwrap();
+        assert_eq!(p.namespaces, ["a", "b"]);
+        assert_eq!(p.labels, ["app.kubernetes.io/name", "team"]);
+        assert!(p.all_ports);
+        assert!(
+            j.plan.targets.is_empty(),
+            "a pod job sweeps nothing by default"
+        );
+        assert!(
+            j.describe().contains("kubernetes pods of this node (a,b)"),
+            "{}",
+            j.describe()
+        );
+        let y = c.to_yaml();
+        assert!(
+            y.contains("kubernetes:\n  kubeconfig: null\n  node: \"node-1\""),
+            "{y}"
+        );
+        assert!(y.contains("    kubernetes:\n      pods: node\n"), "{y}");
+        Config::parse(&y, "printed").unwrap();
+    }
+
+    #[test]
+    fn kubernetes_errors_name_line_column_key_value_and_fix() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "kubernetes: { node: n1 }\njobs:\n  - name: p\n    kubernetes: { pods: cluster }\n",
+                "t.yaml:4:25: jobs[0].kubernetes.pods: \"cluster\" is not a pod source; the one accepted value is node",
+            ),
+            (
+                "kubernetes: { node: \"\" }\njobs:\n  - name: p\n    kubernetes: { pods: node }\n",
+                "jobs[0].kubernetes.pods: pods: node needs this pod's node name; set kubernetes.node",
+            ),
+            (
+                "jobs:\n  - name: p\n    kubernetes: { pods: node }\n",
+                "jobs[0].kubernetes.pods: pods: node needs this pod's node name",
+            ),
+            (
+                "kubernetes: { node: n1 }\njobs:\n  - name: p\n    kubernetes: { pods: node, namespaces: [Bad_NS] }\n",
+                "jobs[0].kubernetes.namespaces[0]: \"Bad_NS\" is not a namespace name",
+            ),
+            (
+                "kubernetes: { node: n1 }\njobs:\n  - name: p\n    kubernetes: { pods: node, labels: [\"a b\"] }\n",
+                "jobs[0].kubernetes.labels[0]: \"a b\" is not a label key",
+            ),
+            (
+                "kubernetes: { node: n1, lease: { duration: 5s, renew: 5s } }\n",
+                "kubernetes.lease: renew 5s is not below duration 5s",
+            ),
+            (
+                "kubernetes: { node: n1, retry: { initial: 1m, max: 1s } }\n",
+                "kubernetes.retry: initial 60s must be above 0 and at most max 1s",
+            ),
+            (
+                "kubernetes: { node: \"Node One\" }\n",
+                "kubernetes.node: \"Node One\" is not a node name",
+            ),
+            (
+                "kubernetes: { nodes: n1 }\n",
+                "kubernetes.nodes: unknown field `nodes`, expected one of",
+            ),
+            (
+                "kubernetes: { timeout: soon }\n",
+                "kubernetes.timeout:",
+            ),
+        ];
+        std::env::remove_var("NODE_NAME");
+        for (text, want) in cases {
+            let e = err(text);
+            assert!(e.contains(want), "{text:?}: {e}\n  lacks {want}");
+        }
     }
 
     #[test]

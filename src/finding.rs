@@ -6,6 +6,7 @@
 //! [`Record`] is the stable output schema shared by every writer (table, JSON, NDJSON, CSV)
 //! and, later, the HTTP API. Field names are snake_case and documented in README.md.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,26 @@ pub struct Record {
     pub evidence: Vec<String>,
     /// Confidence in the verdict, 0 to 1 (null without fingerprinting).
     pub confidence: Option<f32>,
+    /// The node of the daemon that found it (`kubernetes.node`); null outside Kubernetes
+    /// (absent in records stored before it).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// The pod it runs in, for records found by a `kubernetes:` pod source; null otherwise.
+    #[serde(default)]
+    pub k8s: Option<K8sInfo>,
+}
+
+/// Where a pod-sourced server runs (`k8s` in records).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct K8sInfo {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub pod: String,
+    /// The node it is scheduled on.
+    pub node: String,
+    /// The pod labels the job's `labels:` list chose.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl From<&ProbeResult> for Record {
@@ -107,6 +128,8 @@ impl From<&ProbeResult> for Record {
             health: None,
             evidence: Vec::new(),
             confidence: None,
+            node: None,
+            k8s: None,
         }
     }
 }

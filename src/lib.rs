@@ -54,6 +54,7 @@ pub mod finding;
 pub mod fingerprint;
 pub mod gather;
 pub mod hash;
+pub mod kube;
 pub mod monitor;
 pub mod output;
 pub mod permute;

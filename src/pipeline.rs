@@ -67,6 +67,12 @@ pub enum PipelineError {
     /// mDNS/DNS could not start.
     #[error(transparent)]
     Gather(#[from] GatherError),
+    /// `shard: auto` without its members, or with too many addresses to split.
+    #[error(transparent)]
+    Shard(#[from] crate::kube::peers::PeersError),
+    /// `shard: auto` and this run has no member list (the API could not be read).
+    #[error("shard: auto: this run has no list of the DaemonSet's ready pods (see the error logged before it); the run is skipped rather than sweep addresses another pod owns")]
+    NoMembers,
 }
 
 /// What a run streams to its consumer.
@@ -90,6 +96,9 @@ pub struct Inputs {
     /// Advisory facts kept between the runs of one daemon job (see
     /// [`crate::fingerprint::carry`]); `scan` passes none and reads everything.
     pub carry: Option<Arc<Carry>>,
+    /// `shard: auto`: this run's members, read by the daemon at the run's start; a
+    /// `shard: auto` plan without them fails rather than sweep what other pods own.
+    pub members: Option<crate::kube::peers::ShardMembers>,
 }
 
 /// End-of-run facts (the `scan` object of JSON output).
@@ -180,18 +189,29 @@ struct Prepared {
     discovery: crate::gather::Discovery,
 }
 
-async fn prepare(plan: &JobPlan) -> Result<Prepared, PipelineError> {
+async fn prepare(
+    plan: &JobPlan,
+    members: Option<&crate::kube::peers::ShardMembers>,
+) -> Result<Prepared, PipelineError> {
     let mut specs = plan.targets.clone();
     if plan.local {
-        let (nets, skipped) = local::local_subnets().map_err(PipelineError::Interfaces)?;
+        let (nets, skipped) =
+            local::local_subnets(&plan.local_filter).map_err(PipelineError::Interfaces)?;
         for s in skipped {
-            tracing::warn!("--local: {s}");
+            let s = s.to_string();
+            if local::first_time(&s) {
+                tracing::warn!("local: {s}");
+            }
         }
-        if nets.is_empty() {
-            tracing::warn!("--local: no IPv4 or narrow IPv6 subnet is attached to any interface");
+        let none = "local: no attached subnet passed the filter (see the skips logged above)";
+        if nets.is_empty() && local::first_time(none) {
+            tracing::warn!("{none}");
         }
         for n in nets {
-            tracing::info!("--local: {} {}", n.interface, n.net);
+            let line = format!("local: {} {}", n.interface, n.net);
+            if local::first_time(&line) {
+                tracing::info!("{line}");
+            }
             specs.push(TargetSpec::Net(n.net));
         }
     }
@@ -200,7 +220,24 @@ async fn prepare(plan: &JobPlan) -> Result<Prepared, PipelineError> {
     for w in warn_in.iter().chain(&warn_ex) {
         tracing::warn!("{w}");
     }
-    let targets = TargetSet::new(include, exclude);
+    let mut targets = TargetSet::new(include, exclude);
+    let mut shard_label = None;
+    if plan.shard_auto {
+        let m = members.ok_or(PipelineError::NoMembers)?;
+        let all = targets.len();
+        targets = m.share(&targets)?;
+        tracing::info!(
+            "shard: auto: {} of {all} addresses are this pod's ({}), split over {} ready pod(s)",
+            targets.len(),
+            m.me,
+            m.pods.len()
+        );
+        shard_label = Some(format!(
+            "shard auto: {} of {all} addresses, {} ready pods",
+            targets.len(),
+            m.pods.len()
+        ));
+    }
     let ports = &plan.ports;
     let total = targets.len().saturating_mul(ports.len() as u64);
     if let Some(max) = plan.max_targets.filter(|max| total > *max) {
@@ -247,6 +284,7 @@ async fn prepare(plan: &JobPlan) -> Result<Prepared, PipelineError> {
     if let Some(sh) = plan.shard {
         labels.push(format!("shard {}/{}", sh.index, sh.count));
     }
+    labels.extend(shard_label);
     Ok(Prepared {
         labels,
         targets: Arc::new(targets),
@@ -322,7 +360,7 @@ pub async fn run(
     events: mpsc::Sender<Event>,
     shutdown: CancellationToken,
 ) -> Result<Summary, PipelineError> {
-    let prepared = prepare(plan).await?;
+    let prepared = prepare(plan, inputs.members.as_ref()).await?;
     let fingerprinter = plan
         .fingerprint
         .clone()

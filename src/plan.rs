@@ -17,12 +17,14 @@ use std::time::Duration;
 use ipnetwork::IpNetwork;
 
 use crate::discover::dns_srv::SrvOptions;
+use crate::discover::local::LocalFilter;
 use crate::discover::mdns::{self, MdnsError, MdnsOptions};
 use crate::discover::sweep::{StateFilter, DEFAULT_MIN_TIMEOUT};
 use crate::finding::PortState;
 use crate::fingerprint::credentials::{CredentialError, RawCredentials};
 use crate::fingerprint::http::HttpLimits;
 use crate::fingerprint::FingerprintOptions;
+use crate::kube::pods::PodsSpec;
 use crate::ports::{PortList, PortSpecError};
 use crate::target::{TargetError, TargetSpec};
 
@@ -105,6 +107,19 @@ pub enum PlanError {
         /// Count.
         count: u32,
     },
+    /// A `local` prefix limit beyond the family's width.
+    #[error("--max-local-prefix{} {value} is above /{max}, the width of an {family} address; use 0 to {max}", if *family == "IPv6" { "-v6" } else { "" })]
+    LocalPrefix {
+        /// IPv4 or IPv6.
+        family: &'static str,
+        /// The limit given.
+        value: u8,
+        /// The family's width.
+        max: u8,
+    },
+    /// An empty `--skip-interfaces` pattern.
+    #[error("invalid --skip-interfaces pattern {0:?}: an interface name or a glob such as docker* (give an empty list to skip none)")]
+    SkipInterface(String),
 }
 
 /// This instance's share of a job's address×port space: every probe index `i` with
@@ -202,6 +217,8 @@ pub struct DiscoverySpec {
     pub dns_concurrency: u16,
     /// Networks announced addresses may be in.
     pub scope: Vec<String>,
+    /// The node-local pod source (`kubernetes:` of a daemon job; `scan` has none).
+    pub kubernetes: Option<PodsSpec>,
 }
 
 impl Default for DiscoverySpec {
@@ -216,6 +233,7 @@ impl Default for DiscoverySpec {
             dns_timeout: DEFAULT_DNS_TIMEOUT,
             dns_concurrency: DEFAULT_DNS_CONCURRENCY,
             scope: Vec::new(),
+            kubernetes: None,
         }
     }
 }
@@ -235,6 +253,9 @@ pub struct DiscoveryPlan {
     /// The explicit scope; empty means "the chosen interfaces' subnets" (see
     /// [`crate::gather::discovery`]).
     pub scope: Vec<IpNetwork>,
+    /// The node-local pod source, run by the daemon beside the pipeline (a continuous
+    /// source, like the daemon's mDNS browser; see [`crate::kube::pods`]).
+    pub kubernetes: Option<PodsSpec>,
 }
 
 impl DiscoveryPlan {
@@ -247,7 +268,7 @@ impl DiscoveryPlan {
 impl DiscoverySpec {
     /// Whether any announce-based source is asked for.
     pub fn requested(&self) -> bool {
-        self.mdns.is_some() || self.mdns_all || !self.srv.is_empty()
+        self.mdns.is_some() || self.mdns_all || !self.srv.is_empty() || self.kubernetes.is_some()
     }
 
     /// Validated discovery settings.
@@ -295,6 +316,7 @@ impl DiscoverySpec {
                 ..SrvOptions::default()
             },
             scope,
+            kubernetes: self.kubernetes.clone(),
         })
     }
 }
@@ -376,6 +398,10 @@ pub struct JobSpec {
     pub seed: Option<u64>,
     /// This instance's share of the job.
     pub shard: Option<Shard>,
+    /// What `local` keeps of the attached networks.
+    pub local_filter: LocalFilter,
+    /// `shard: auto`: split the targets over this DaemonSet's ready pods at each run.
+    pub shard_auto: bool,
 }
 
 impl Default for JobSpec {
@@ -401,6 +427,8 @@ impl Default for JobSpec {
             threads: None,
             seed: None,
             shard: None,
+            local_filter: LocalFilter::default(),
+            shard_auto: false,
         }
     }
 }
@@ -454,6 +482,10 @@ pub struct JobPlan {
     pub discovery: DiscoveryPlan,
     /// This instance's share of the job.
     pub shard: Option<Shard>,
+    /// What `local` keeps of the attached networks.
+    pub local_filter: LocalFilter,
+    /// `shard: auto`: the run needs [`crate::pipeline::Inputs::members`].
+    pub shard_auto: bool,
 }
 
 impl JobPlan {
@@ -505,6 +537,22 @@ impl JobPlan {
                 });
             }
         }
+        let lf = &spec.local_filter;
+        for (family, v, max) in [
+            ("IPv4", lf.max_prefix_v4, 32),
+            ("IPv6", lf.max_prefix_v6, 128),
+        ] {
+            if v > max {
+                return Err(PlanError::LocalPrefix {
+                    family,
+                    value: v,
+                    max,
+                });
+            }
+        }
+        if let Some(p) = lf.skip_interfaces.iter().find(|p| p.trim().is_empty()) {
+            return Err(PlanError::SkipInterface(p.clone()));
+        }
         Ok(Self {
             targets,
             local: spec.local,
@@ -527,6 +575,8 @@ impl JobPlan {
             fingerprint_concurrency: usize::from(spec.fingerprint_concurrency.max(1)),
             discovery,
             shard: spec.shard.filter(|s| s.count > 1),
+            local_filter: spec.local_filter.clone(),
+            shard_auto: spec.shard_auto,
         })
     }
 

@@ -50,6 +50,8 @@ pub enum Origin {
     Srv,
     /// Named by an MCP Catalog (`/.well-known/mcp/catalog.json`) of a confirmed server.
     Catalog,
+    /// A pod on this node, from the Kubernetes API (`kubernetes: { pods: node }`).
+    Kubernetes,
 }
 
 impl Origin {
@@ -61,6 +63,7 @@ impl Origin {
             Self::Mdns => "mdns",
             Self::Srv => "srv",
             Self::Catalog => "catalog",
+            Self::Kubernetes => "kubernetes",
         }
     }
 }

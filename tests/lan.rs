@@ -1,5 +1,6 @@
 //! The sweep across the namespace LAN of scripts/testnet.sh: live, closed, filtered
-//! (blackholed) and dead hosts, ICMP host discovery inside a namespace, `--local`, and the
+//! (blackholed) and dead hosts, ICMP host discovery inside a namespace, `--local` and its
+//! filter (container interfaces, wide prefixes), and the
 //! fallback when ICMP is not permitted. Needs root (network namespaces).
 //!
 //! LAN: scanner 10.99.0.2, router 10.99.0.1 (blackholes 10.99.1.0/24), hosts 10.99.0.11..,
@@ -285,6 +286,95 @@ fn local_sweeps_the_attached_subnet() {
     assert_eq!(doc["scan"]["targets"], serde_json::json!(["10.99.0.0/24"]));
     assert_eq!(doc["findings"][0]["ip"], "10.99.0.11");
     assert_eq!(doc["findings"].as_array().unwrap().len(), 1);
+}
+
+/// Extra interfaces in the scanner's namespace: a container bridge (`docker0`, a narrow /24
+/// that only its name excludes), a /16 LAN (too wide) and a narrow LAN that is kept. Each is
+/// one end of a veth pair whose other end (`p0`, `p1`, `p2`, no address) stays in the same
+/// namespace: what is sent to their subnets goes nowhere else.
+fn add_local_interfaces(net: &Testnet) {
+    let ns = net.ns("scan");
+    for (dev, peer, addr) in [
+        ("docker0", "p0", "172.31.7.1/24"),
+        ("wide0", "p1", "10.98.0.1/16"),
+        ("lan1", "p2", "10.97.0.1/29"),
+    ] {
+        for args in [
+            vec!["link", "add", dev, "type", "veth", "peer", "name", peer],
+            vec!["addr", "add", addr, "dev", dev],
+            vec!["link", "set", peer, "up"],
+            vec!["link", "set", dev, "up"],
+        ] {
+            let ok = std::process::Command::new("ip")
+                .args(["-n", &ns])
+                .args(&args)
+                .status()
+                .expect("run ip")
+                .success();
+            assert!(ok, "ip -n {ns} {args:?} failed");
+        }
+    }
+}
+
+#[test]
+fn local_skips_container_interfaces_and_wide_prefixes_naming_the_key() {
+    if !require_root("local_skips_container_interfaces_and_wide_prefixes_naming_the_key") {
+        return;
+    }
+    let net = Testnet::up(1, &[]);
+    add_local_interfaces(&net);
+    let _h1 = net.listen("h1", "10.99.0.11", &[8811]);
+    let scan = |extra: &[&str]| {
+        let mut args = vec![
+            "scan",
+            "--no-fingerprint",
+            "--no-ping",
+            "--local",
+            "-p",
+            "8811",
+            "--timeout",
+            "300ms",
+            "--retries",
+            "0",
+            "-o",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = net.scout("scan", &args, Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut targets: Vec<String> = doc["scan"]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect();
+        targets.sort();
+        assert_eq!(doc["findings"][0]["ip"], "10.99.0.11", "{doc}");
+        (targets, stderr(&out))
+    };
+    let (targets, err) = scan(&[]);
+    assert_eq!(targets, ["10.97.0.0/29", "10.99.0.0/24"], "{err}");
+    for want in [
+        "docker0: 172.31.7.1/24 skipped, interface matches \"docker*\" of skip_interfaces",
+        "wide0: 10.98.0.1/16 skipped, /16 is wider than /22 (raise max_local_prefix in the job, or --max-local-prefix, to 16",
+        "lo: 127.0.0.1/8 skipped, loopback",
+        "skipped, IPv6 prefixes wider than /112 cannot be swept",
+    ] {
+        assert_eq!(err.matches(want).count(), 1, "{want:?} once in:\n{err}");
+    }
+    // The same filter takes flags: with no interface pattern the bridge's /24 is swept; a
+    // /24 limit still skips the /16.
+    let (targets, err) = scan(&["--skip-interfaces", "", "--max-local-prefix", "24"]);
+    assert_eq!(
+        targets,
+        ["10.97.0.0/29", "10.99.0.0/24", "172.31.7.0/24"],
+        "{err}"
+    );
+    assert!(
+        err.contains("wide0: 10.98.0.1/16 skipped, /16 is wider than /24"),
+        "{err}"
+    );
 }
 
 #[test]

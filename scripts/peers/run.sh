@@ -44,6 +44,9 @@
 #   (all three: [--data DIR] keeps the data there instead of a temp dir removed on exit)
 #   webhook-receiver    --secret S: checks X-MCP-Scout-Signature, GET /received, POST /control/MODE
 #   consul-mock         a MOCK of Consul's agent API subset [--token T]; GET /mock/requests
+# Kubernetes (no API server can run here; the named mock):
+#   kube-mock           a MOCK of the API server's pod list/watch: --listen ADDR:PORT [--pods FILE]
+#                       [--bookmark-interval S]; control under /control/ (see kube_mock.py)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -101,7 +104,7 @@ plain-http | jsonrpc | endless-sse | all-405 | tls | banner | trickle-headers | 
 	done
 	exec "$py" "$here/decoys.py" "$name" "$@"
 	;;
-mesh-registry | etcd | contextforge | webhook-receiver | consul-mock)
+mesh-registry | etcd | contextforge | webhook-receiver | consul-mock | kube-mock)
 	py=python3
 	for cand in "$peers/py1/bin/python" /usr/bin/python3; do
 		if [[ -x "$cand" ]]; then
@@ -112,6 +115,7 @@ mesh-registry | etcd | contextforge | webhook-receiver | consul-mock)
 	case "$name" in
 	webhook-receiver) exec "$py" "$here/webhook_receiver.py" "$@" ;;
 	consul-mock) exec "$py" "$here/consul_mock.py" "$@" ;;
+	kube-mock) exec "$py" "$here/kube_mock.py" "$@" ;;
 	*) exec "$py" "$here/registry_peer.py" "$name" "$@" ;;
 	esac
 	;;

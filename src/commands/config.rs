@@ -28,6 +28,9 @@ pub fn run(cmd: &ConfigCommand) -> Result<(), ConfigError> {
             for k in &c.sinks {
                 let _ = writeln!(out, "{}", k.describe());
             }
+            if let Some(k) = &c.kubernetes {
+                let _ = writeln!(out, "{}", k.describe());
+            }
             if *print {
                 let _ = out.write_all(c.to_yaml().as_bytes());
             }

@@ -86,7 +86,7 @@ fn filter(a: &ServersArgs) -> Result<ServerFilter, InventoryError> {
             "origin",
             a.origin.as_ref(),
             parse_origin,
-            "sweep, mdns, srv, static, catalog",
+            "sweep, mdns, srv, static, catalog, kubernetes",
         )?,
         job: a.job.clone(),
         capability: a.capability.clone(),

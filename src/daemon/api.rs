@@ -70,6 +70,33 @@ pub struct Auth {
 pub struct Readiness {
     /// The scheduler runs (set once jobs start, cleared on shutdown).
     pub scheduler: std::sync::atomic::AtomicBool,
+    /// Continuous sources that cannot work now (a name such as `kubernetes pods (job
+    /// pods)` → why and the fix), set and cleared by the sources themselves. Any entry makes
+    /// `/readyz` answer 503 naming it: the daemon runs, but does not see what it should.
+    failing: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+}
+
+impl Readiness {
+    /// `source` fails, because of `why`.
+    pub fn fail(&self, source: &str, why: &str) {
+        self.lock().insert(source.to_string(), why.to_string());
+    }
+
+    /// `source` works again (or stopped).
+    pub fn recover(&self, source: &str) {
+        self.lock().remove(source);
+    }
+
+    /// The failing sources, by name.
+    pub fn failing(&self) -> std::collections::BTreeMap<String, String> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, String>> {
+        self.failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// What every handler sees.
@@ -251,10 +278,17 @@ async fn readyz(State(st): State<AppState>) -> Response {
         .ready
         .scheduler
         .load(std::sync::atomic::Ordering::Relaxed);
-    if s.writable && scheduler {
+    let failing = st.ready.failing();
+    if s.writable && scheduler && failing.is_empty() {
         return (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response();
     }
-    let reason = if s.writable {
+    let reason = if s.writable && scheduler {
+        failing
+            .iter()
+            .map(|(k, v)| format!("source {k} fails: {v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else if s.writable {
         "the scheduler is not running".to_string()
     } else {
         format!(
@@ -264,7 +298,9 @@ async fn readyz(State(st): State<AppState>) -> Response {
     };
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({ "status": "not ready", "reason": reason, "queued_writes": s.queued })),
+        Json(
+            json!({ "status": "not ready", "reason": reason, "queued_writes": s.queued, "failing_sources": failing }),
+        ),
     )
         .into_response()
 }
@@ -385,6 +421,7 @@ pub fn parse_origin(s: &str) -> Option<Origin> {
         "srv" => Origin::Srv,
         "static" => Origin::Static,
         "catalog" => Origin::Catalog,
+        "kubernetes" => Origin::Kubernetes,
         _ => return None,
     })
 }
@@ -430,7 +467,11 @@ fn server_filter(p: &Params) -> Result<ServerFilter, Refused> {
     Ok(ServerFilter {
         kind: p.choice("kind", parse_verdict, "mcp, mcp-auth-required, mcp-likely")?,
         transport: p.choice("transport", parse_transport, "streamable-http, sse")?,
-        origin: p.choice("origin", parse_origin, "sweep, mdns, srv, static, catalog")?,
+        origin: p.choice(
+            "origin",
+            parse_origin,
+            "sweep, mdns, srv, static, catalog, kubernetes",
+        )?,
         job: p.text("job")?,
         capability: p.text("capability")?,
         server_name: p.text("server_name")?,

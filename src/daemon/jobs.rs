@@ -20,13 +20,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use futures_util::StreamExt;
+
 use super::metrics::{JobLabel, JobResult, JobState, KindLabel, Metrics};
+use super::pods::PodWatch;
 use super::schedule::{self, Jitter, Reason, Schedule, Timing};
-use crate::config::Job;
+use crate::config::{Job, Owner};
 use crate::discover::candidate::{Candidate, DiscoveryEvent};
 use crate::discover::mdns::MdnsBrowser;
 use crate::finding::{rfc3339, Origin, PortState, ProbeResult, Record};
@@ -68,6 +71,11 @@ pub struct JobStatus {
     pub interval_s: f64,
     /// What it scans.
     pub description: String,
+    /// `node` (every pod runs it) or `leader` (only the Lease holder).
+    pub owner: &'static str,
+    /// Whether it runs on this daemon now: always for `node`; for `leader`, while this pod
+    /// holds the Lease.
+    pub active: bool,
 }
 
 type Trigger = oneshot::Sender<Result<RunId, TriggerError>>;
@@ -85,6 +93,8 @@ struct Running {
 /// What every job task shares.
 #[derive(Clone)]
 pub struct Context {
+    /// Leadership and peers (`owner: leader`, `shard: auto`); `None` without `kubernetes:`.
+    pub cluster: Option<Arc<super::cluster::Cluster>>,
     /// The writer.
     pub store: Store,
     /// A reader (for mDNS goodbyes: is the server known from anything else?).
@@ -93,6 +103,17 @@ pub struct Context {
     pub metrics: Metrics,
     /// The daemon's shutdown.
     pub shutdown: CancellationToken,
+    /// The `kubernetes:` section, for pod sources (and `node` on every record).
+    pub kube: Option<Arc<crate::kube::KubePlan>>,
+    /// Where continuous sources report that they fail (`/readyz`).
+    pub ready: Arc<super::api::Readiness>,
+}
+
+impl Context {
+    /// This daemon's node (`kubernetes.node`), which every record it stores carries.
+    pub fn node(&self) -> Option<String> {
+        self.kube.as_ref().and_then(|k| k.node.clone())
+    }
 }
 
 /// The registry of running jobs.
@@ -214,6 +235,8 @@ impl Jobs {
             name: job.name.clone(),
             interval_s: job.interval.as_secs_f64(),
             description: job.describe(),
+            owner: job.owner.as_str(),
+            active: job.owner == Owner::Node,
             ..JobStatus::default()
         }));
         let (trigger, triggers) = mpsc::channel(TRIGGER_QUEUE);
@@ -224,6 +247,7 @@ impl Jobs {
             ctx: self.ctx.clone(),
             status: status.clone(),
             mdns: None,
+            pods: None,
             carry: Arc::default(),
         };
         let (s, r) = (stop.clone(), retire.clone());
@@ -245,7 +269,10 @@ impl Jobs {
 }
 
 fn same_job(a: &Job, b: &Job) -> bool {
-    a.spec == b.spec && a.interval == b.interval && (a.jitter - b.jitter).abs() < 1e-9
+    a.spec == b.spec
+        && a.interval == b.interval
+        && (a.jitter - b.jitter).abs() < 1e-9
+        && a.owner == b.owner
 }
 
 /// One job's loop.
@@ -254,6 +281,8 @@ struct Runner {
     ctx: Context,
     status: Arc<Mutex<JobStatus>>,
     mdns: Option<MdnsWatch>,
+    /// The pod watcher of a `kubernetes:` source, kept between runs.
+    pods: Option<PodWatch>,
     /// Health endpoints and Server Cards kept from this job's earlier runs, so a rescan of
     /// an unchanged server skips those five GETs (bounded and aged: see
     /// [`crate::fingerprint::carry`]). Per runner: a changed job starts afresh.
@@ -274,6 +303,7 @@ impl Runner {
                 Err(e) => tracing::warn!(job = %name, "mDNS browser: {e}"),
             }
         }
+        self.pods = PodWatch::start(&self.job, &self.ctx, stop.clone());
         let mut h = std::collections::hash_map::DefaultHasher::new();
         name.hash(&mut h);
         let seed = h.finish()
@@ -285,26 +315,105 @@ impl Runner {
             job: name.clone(),
             result: "overrun".into(),
         };
-        let sched = Schedule {
-            timing: Timing {
-                interval: self.job.interval,
-                jitter: self.job.jitter,
-            },
-            jitter: Jitter::new(seed),
-            on_overrun: Box::new(move || {
-                overruns.get_or_create(&label).inc();
-            }),
+        let timing = Timing {
+            interval: self.job.interval,
+            jitter: self.job.jitter,
         };
-        let this = &self;
-        schedule::drive(
-            sched,
-            triggers,
-            (stop.clone(), retire),
-            |reason, trigger| this.once(reason, trigger, stop.clone()),
-        )
-        .await;
+        // A leader job starts a schedule afresh at each term.
+        let sched_for = move || {
+            let (overruns, label) = (overruns.clone(), label.clone());
+            Schedule {
+                timing,
+                jitter: Jitter::new(seed),
+                on_overrun: Box::new(move || {
+                    overruns.get_or_create(&label).inc();
+                }),
+            }
+        };
+        let mut triggers = triggers;
+        if self.job.owner == Owner::Leader {
+            self.lead(sched_for, &mut triggers, &stop, &retire).await;
+        } else {
+            let this = &self;
+            schedule::drive(
+                sched_for(),
+                &mut triggers,
+                (stop.clone(), retire),
+                |reason, trigger| this.once(reason, trigger, stop.clone()),
+            )
+            .await;
+        }
         if let Some(w) = self.mdns.take() {
             w.stop().await;
+        }
+        if let Some(w) = self.pods.take() {
+            w.stop().await;
+        }
+    }
+
+    /// An `owner: leader` job: run its schedule only while this pod holds the Lease. A lost
+    /// Lease interrupts the current run at once; manual triggers on a follower are refused.
+    async fn lead(
+        &self,
+        sched_for: impl Fn() -> Schedule,
+        triggers: &mut mpsc::Receiver<Trigger>,
+        stop: &CancellationToken,
+        retire: &CancellationToken,
+    ) {
+        let (mut leader, lease, me) = match &self.ctx.cluster {
+            Some(c) => (c.leader(), c.lease_name(), c.me().to_string()),
+            // Validation requires `kubernetes:` for owner: leader; without it, never lead.
+            None => (watch::channel(false).1, String::new(), String::new()),
+        };
+        let name = self.job.name.clone();
+        loop {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                () = retire.cancelled() => return,
+                t = triggers.recv() => {
+                    match t {
+                        Some(t) => {
+                            let _ = t.send(Err(TriggerError::Store(format!(
+                                "job {name:?} is owner: leader and this pod ({me}) does not hold the Lease {lease}; trigger it on the leader"
+                            ))));
+                        }
+                        None => {
+                            stop.cancelled().await;
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                open = async { leader.wait_for(|l| *l).await.is_ok() } => if !open {
+                    stop.cancelled().await;
+                    return;
+                },
+            }
+            tracing::info!(job = %name, "this pod leads: the job starts");
+            self.set_status(|s| s.active = true);
+            let term = stop.child_token();
+            let lost = {
+                let (term, mut leader) = (term.clone(), leader.clone());
+                tokio::spawn(async move {
+                    let _ = leader.wait_for(|l| !*l).await;
+                    term.cancel();
+                })
+            };
+            let this = self;
+            schedule::drive(
+                sched_for(),
+                &mut *triggers,
+                (term.clone(), retire.clone()),
+                |reason, trigger| this.once(reason, trigger, term.clone()),
+            )
+            .await;
+            lost.abort();
+            self.set_status(|s| s.active = false);
+            if stop.is_cancelled() || retire.is_cancelled() {
+                return;
+            }
+            tracing::info!(job = %name, "this pod no longer leads: the job stops");
         }
     }
 
@@ -341,11 +450,31 @@ impl Runner {
         let mdns_known = self.mdns.as_ref().map(MdnsWatch::snapshot);
         let (tx, mut rx) = mpsc::channel(RUN_EVENTS);
         let plan = job.plan.clone();
+        let members = match (&self.ctx.cluster, plan.shard_auto) {
+            (Some(c), true) => match c.members().await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    None
+                }
+            },
+            _ => None,
+        };
         let inputs = Inputs {
             mdns_known,
             carry: Some(self.carry.clone()),
+            members,
         };
-        let pipe = pipeline::run(&plan, inputs, tx, stop.clone());
+        // A job with only a pod source has nothing for the pipeline to do.
+        let pipe = async {
+            let d = &plan.discovery;
+            if self.pods.is_some() && plan.targets.is_empty() && !plan.local && !d.any() {
+                drop(tx);
+                Ok(pipeline::Summary::default())
+            } else {
+                pipeline::run(&plan, inputs, tx, stop.clone()).await
+            }
+        };
         let collect = async {
             let mut records = Vec::new();
             while let Some(ev) = rx.recv().await {
@@ -355,8 +484,24 @@ impl Runner {
             }
             records
         };
-        let (result, records) = tokio::join!(pipe, collect);
+        let pod_records = async {
+            match (&self.pods, &plan.fingerprint) {
+                (Some(w), Some(opts)) => {
+                    fingerprint_pods(w, opts, plan.fingerprint_concurrency, &stop).await
+                }
+                _ => Vec::new(),
+            }
+        };
+        let (result, mut records, pod_records) = tokio::join!(pipe, collect, pod_records);
+        records.extend(pod_records);
+        let node = self.ctx.node();
+        for r in &mut records {
+            r.node.clone_from(&node);
+        }
         if let Some(w) = &self.mdns {
+            w.learn(&records);
+        }
+        if let Some(w) = &self.pods {
             w.learn(&records);
         }
         let (end, probes, open) = match &result {
@@ -442,6 +587,40 @@ impl Runner {
     }
 }
 
+/// Fingerprint every candidate the pod watcher knows, for a run.
+async fn fingerprint_pods(
+    w: &PodWatch,
+    opts: &crate::fingerprint::FingerprintOptions,
+    concurrency: usize,
+    stop: &CancellationToken,
+) -> Vec<Record> {
+    let Ok(fp) = Fingerprinter::new(opts.clone()) else {
+        return Vec::new();
+    };
+    let cands = w.snapshot();
+    let all = futures_util::stream::iter(cands)
+        .map(|(c, generation)| {
+            let fp = fp.clone();
+            async move {
+                (
+                    super::pods::fingerprint_pod(&fp, &c).await,
+                    c.addr,
+                    generation,
+                )
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect::<Vec<_>>();
+    let done = tokio::select! {
+        v = all => v,
+        () = stop.cancelled() => Vec::new(),
+    };
+    done.into_iter()
+        .filter(|(_, addr, generation)| w.still(*addr, *generation))
+        .map(|(r, _, _)| r)
+        .collect()
+}
+
 /// Count committed changes by kind.
 pub fn count_changes(m: &Metrics, changes: &[Change]) {
     for c in changes {
@@ -505,6 +684,8 @@ impl MdnsWatch {
                         Some((inst, rec)) = done_rx.recv() => {
                             if let Some(url) = rec.url.as_deref().filter(|_| rec.kind.is_some_and(|k| k.is_mcp())) {
                                 lock(&ids).insert(inst, crate::store::ServerId::from_url(url).into_string());
+                                let mut rec = rec;
+                                rec.node = ctx.node();
                                 match ctx.store.observe(&name, vec![rec]).await {
                                     Ok(changes) => count_changes(&ctx.metrics, &changes),
                                     Err(e) => tracing::warn!(job = %name, "cannot store an announced server: {e}"),

@@ -80,6 +80,8 @@ pub struct RouteLabel {
 /// Every metric the daemon updates; cheap to clone (the families are shared).
 #[derive(Clone)]
 pub struct Metrics {
+    /// 1 while this pod holds the Lease (`owner: leader` jobs run here), else 0.
+    pub leader: Gauge,
     /// Runs by job and result.
     pub job_runs: Family<JobResult, Counter>,
     /// Run wall time by job.
@@ -235,6 +237,12 @@ impl Metrics {
             "mcp-scout build information",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
+        let leader = Gauge::default();
+        r.register(
+            "mcp_scout_leader",
+            "1 while this pod holds the kubernetes.lease Lease (owner: leader jobs run here), else 0",
+            leader.clone(),
+        );
         let job_runs = Family::<JobResult, Counter>::default();
         r.register(
             "mcp_scout_job_runs",
@@ -307,6 +315,7 @@ impl Metrics {
         r.register_collector(Box::new(Process));
         let sinks = crate::sinks::metrics::SinkMetrics::register(&mut r);
         Self {
+            leader,
             job_runs,
             job_run_duration,
             job_last_success,

@@ -20,9 +20,11 @@
 
 pub mod api;
 pub mod cached;
+pub mod cluster;
 pub mod jobs;
 pub mod metrics;
 pub mod monitor;
+pub mod pods;
 pub mod schedule;
 pub mod server;
 pub mod sinks;
@@ -48,6 +50,8 @@ use sinks::Sinks;
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 /// Time jobs get to record their interrupted runs.
 const JOBS_DEADLINE: Duration = Duration::from_secs(5);
+/// Time the Lease elector gets to release the Lease at shutdown.
+const LEASE_RELEASE_DEADLINE: Duration = Duration::from_secs(2);
 /// Time sinks get to save their cursors at shutdown (a sink in the middle of a request
 /// ends it at its own timeout or here, whichever is first).
 const SINKS_DEADLINE: Duration = Duration::from_secs(2);
@@ -102,11 +106,19 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
             })?;
     let metrics = Metrics::new(reader.clone());
     let jobs_stop = CancellationToken::new();
+    let cluster = cfg
+        .kubernetes
+        .clone()
+        .map(|k| cluster::Cluster::new(k, metrics.leader.clone()));
+    let ready = Arc::new(Readiness::default());
     let jobs = Arc::new(Jobs::new(Context {
+        cluster: cluster.clone(),
         store: store.clone(),
         reader: reader.clone(),
         metrics: metrics.clone(),
         shutdown: jobs_stop.clone(),
+        kube: cfg.kubernetes.clone().map(Arc::new),
+        ready: ready.clone(),
     }));
     let sink_cx = crate::sinks::runner::Context {
         store: store.clone(),
@@ -114,7 +126,6 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         board: crate::sinks::SinkBoard::default(),
         metrics: metrics.sinks.clone(),
     };
-    let ready = Arc::new(Readiness::default());
     let auth = Arc::new(RwLock::new(Auth {
         token: cfg.api.token.clone(),
         read_token: cfg.api.read_token.clone(),
@@ -183,6 +194,10 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         m.stop(JOBS_DEADLINE).await;
     }
     jobs.shutdown(JOBS_DEADLINE).await;
+    // After the jobs: release the Lease so the next pod takes over at its next read.
+    if let Some(c) = &cluster {
+        c.stop(LEASE_RELEASE_DEADLINE).await;
+    }
     // Sinks stop after the jobs and the monitor, so the last changes they committed are
     // still delivered when the registry answers quickly; their cursors are saved either way.
     if let Some(s) = sinks {

@@ -85,13 +85,14 @@ pub struct Schedule {
     pub on_overrun: Box<dyn FnMut() + Send>,
 }
 
-/// Run `run` at start, then on schedule or on trigger, until `stop` fires. Triggers carry a
+/// Run `run` at start, then on schedule or on trigger, until `stop` fires (`triggers` is the
+/// receiver or a borrow of it, which an `owner: leader` job keeps across terms). Triggers carry a
 /// reply sender that `run` answers (the API's `202` with a run id). `retire` ends the loop
 /// between runs (a reloaded job's old task finishes its current run first); `stop` is
 /// also what each run watches, so it interrupts a run.
 pub async fn drive<T, F, Fut>(
     mut sched: Schedule,
-    mut triggers: mpsc::Receiver<T>,
+    mut triggers: impl std::borrow::BorrowMut<mpsc::Receiver<T>>,
     stops: (CancellationToken, CancellationToken),
     mut run: F,
 ) where
@@ -106,7 +107,7 @@ pub async fn drive<T, F, Fut>(
             biased;
             () = stop.cancelled() => return,
             () = retire.cancelled() => return,
-            t = triggers.recv() => match t {
+            t = triggers.borrow_mut().recv() => match t {
                 Some(t) => (Reason::Manual, Some(t)),
                 None => (Reason::Scheduled, None),
             },

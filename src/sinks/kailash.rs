@@ -219,6 +219,9 @@ pub fn entry(s: &StoredServer, name: &str, now: SystemTime) -> Option<Value> {
     );
     put("first_seen", Some(s.first_seen.clone().into()));
     put("jobs", (!s.jobs.is_empty()).then(|| json!(s.jobs)));
+    // Where a pod-sourced server runs (issue 10): the record's object as it is.
+    put("node", r.node.clone().map(Value::from));
+    put("k8s", r.k8s.as_ref().map(|k| json!(k)));
     put(
         "tools",
         Some(json!(r
@@ -398,6 +401,27 @@ mod tests {
             consecutive_successes: 1,
             checks: vec![],
         }
+    }
+
+    #[test]
+    fn a_pod_sourced_server_carries_node_and_k8s_in_metadata() {
+        let mut s = testutil::stored("127.0.0.1", 8000, Verdict::Mcp);
+        s.record.node = Some("n1".into());
+        s.record.k8s = Some(crate::finding::K8sInfo {
+            namespace: "team-a".into(),
+            pod: "tools-0".into(),
+            node: "n1".into(),
+            labels: [("team".to_string(), "x".to_string())].into(),
+        });
+        let d = document(std::slice::from_ref(&s), SystemTime::now());
+        let e = &d["servers"][s.id.as_str()];
+        assert_eq!(e["metadata"]["node"], "n1");
+        assert_eq!(
+            e["metadata"]["k8s"],
+            json!({"namespace": "team-a", "pod": "tools-0", "node": "n1", "labels": {"team": "x"}})
+        );
+        let keys: BTreeSet<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, KEYS.iter().copied().collect::<BTreeSet<_>>());
     }
 
     #[test]

@@ -324,6 +324,13 @@ pub fn heartbeat_body(server: &StoredServer, namespace: &str) -> Result<Value, S
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map_or_else(|| DEFAULT_VERSION.to_string(), |v| cut(v, VERSION_MAX));
+    // Mesh has no free-form metadata: a pod-sourced server's namespace and pod travel as
+    // tags beside ours (`k8s-namespace:NS`, `k8s-pod:NAME`), which Mesh clients can filter on.
+    let mut tags = vec![Value::from(OURS)];
+    if let Some(k) = &r.k8s {
+        tags.push(format!("k8s-namespace:{}", k.namespace).into());
+        tags.push(format!("k8s-pod:{}", k.pod).into());
+    }
     let mut seen = HashSet::new();
     let tools: Vec<Value> = r
         .tools
@@ -335,7 +342,7 @@ pub fn heartbeat_body(server: &StoredServer, namespace: &str) -> Result<Value, S
                 "capability": t.name,
                 "description": cut(t.description.as_deref().unwrap_or(""), DESCRIPTION_MAX),
                 "version": version,
-                "tags": [OURS],
+                "tags": tags,
             })
         })
         .collect();
@@ -504,6 +511,22 @@ mod tests {
             checks: Vec::new(),
         });
         s
+    }
+
+    #[test]
+    fn a_pod_sourced_server_is_tagged_with_its_namespace_and_pod() {
+        let mut s = testutil::stored("127.0.0.171", 8000, Verdict::Mcp);
+        s.record.k8s = Some(crate::finding::K8sInfo {
+            namespace: "team-a".into(),
+            pod: "tools-0".into(),
+            node: "n1".into(),
+            labels: std::collections::BTreeMap::new(),
+        });
+        let b = heartbeat_body(&s, "lab").unwrap();
+        assert_eq!(
+            b["tools"][0]["tags"],
+            json!(["mcp-scout", "k8s-namespace:team-a", "k8s-pod:tools-0"])
+        );
     }
 
     #[test]

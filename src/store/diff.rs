@@ -141,6 +141,8 @@ mod tests {
             health: None,
             evidence: vec!["initialize result".into()],
             confidence: Some(1.0),
+            node: None,
+            k8s: None,
         }
     }
 

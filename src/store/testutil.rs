@@ -107,6 +107,8 @@ pub(crate) fn mcp(ip: &str, port: u16, tools: Vec<Tool>) -> Record {
         health: None,
         evidence: vec!["initialize result".into()],
         confidence: Some(1.0),
+        node: None,
+        k8s: None,
     }
 }
 

@@ -195,6 +195,17 @@ impl Daemon {
         d
     }
 
+    /// A handle on a daemon started with [`Daemon::spawn`] (not waited on, not killed on
+    /// drop): its API and its log.
+    pub fn attach(addr: SocketAddr, log: PathBuf) -> Self {
+        Self {
+            child: None,
+            addr,
+            log,
+            netns: None,
+        }
+    }
+
     pub fn spawn(config: &Path, log: &Path, extra: &[&str]) -> Child {
         let log = std::fs::File::create(log).unwrap();
         daemon_command(config)

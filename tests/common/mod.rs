@@ -1028,6 +1028,8 @@ pub const RECORD_KEYS: &[&str] = &[
     "health",
     "evidence",
     "confidence",
+    "node",
+    "k8s",
 ];
 
 /// The keys of `-o json`'s `scan` summary (README "Output").
