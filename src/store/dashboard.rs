@@ -1,10 +1,10 @@
 //! The reads behind the web dashboard: a sorted, paginated page of compact server rows, and
 //! a server's check history folded into time buckets (latency chart and status strip).
 //!
-//! Both are single SQL statements on a [`Reader`] connection. A page row is built by SQLite
-//! itself (`json_object` over the columns and a few paths of the stored record), so a page of
-//! 100 rows out of 10,000 servers never parses or copies the 10,000 records: the filter, the
-//! sort and `count(*) OVER ()` (the total for the pager) run inside the one query. The sort
+//! Both run on a [`Reader`] connection. A page is one query for its ids (filter, sort, limit),
+//! one `count(*)` for the pager's total, and each row built by SQLite itself (`json_object`
+//! over the columns and a few paths of the stored record, by primary key), so a page of 100
+//! rows out of 10,000 servers never parses or copies the 10,000 records. The sort
 //! key is a closed set ([`SortKey`]), each mapped to a fixed SQL expression, so no request
 //! text ever becomes SQL. The free-text filter is a case-insensitive substring of the URL,
 //! the server name and version, and the tool names.
@@ -154,68 +154,65 @@ pub struct Series {
     pub buckets: Vec<Bucket>,
 }
 
+/// One row of the servers table as a JSON object, by id.
+const ROW_SQL: &str = "SELECT json_object(
+        'id', s.id, 'status', s.status, 'ip', s.ip, 'port', s.port, 'url', s.url,
+        'kind', s.kind, 'transport', s.transport, 'server_name', s.server_name,
+        'server_version', s.record ->> '$.server_version',
+        'protocol_version', s.record ->> '$.protocol_version',
+        'tools', coalesce(json_array_length(s.record, '$.tools'), 0),
+        'auth', s.record -> '$.auth',
+        'health', s.health_status,
+        'health_reason', s.record ->> '$.health.reason',
+        'flapping', s.record -> '$.health.flapping',
+        'latency_ms', s.record -> '$.health.latency_ms',
+        'uptime_24h', s.uptime -> '$.\"24h\"',
+        'last_seen', s.last_seen,
+        'origins', json(s.origins),
+        'jobs', (SELECT json_group_array(job) FROM server_jobs WHERE server_id = s.id),
+        'k8s', s.record -> '$.k8s',
+        'node', s.record -> '$.node'
+     ) FROM servers s WHERE s.id = ?1";
+
 impl Reader {
     /// One page of compact server rows (JSON objects built by SQLite) and the number of
     /// servers matching the query in all.
     pub fn servers_page(&self, q: &PageQuery) -> Result<(Vec<u8>, usize), StoreError> {
-        let head = String::from(
-            "SELECT json_object(
-                'id', s.id, 'status', s.status, 'ip', s.ip, 'port', s.port, 'url', s.url,
-                'kind', s.kind, 'transport', s.transport, 'server_name', s.server_name,
-                'server_version', s.record ->> '$.server_version',
-                'protocol_version', s.record ->> '$.protocol_version',
-                'tools', coalesce(json_array_length(s.record, '$.tools'), 0),
-                'auth', s.record -> '$.auth',
-                'health', s.health_status,
-                'health_reason', s.record ->> '$.health.reason',
-                'flapping', s.record -> '$.health.flapping',
-                'latency_ms', s.record -> '$.health.latency_ms',
-                'uptime_24h', s.uptime -> '$.\"24h\"',
-                'last_seen', s.last_seen,
-                'origins', json(s.origins),
-                'jobs', (SELECT json_group_array(job) FROM server_jobs WHERE server_id = s.id),
-                'k8s', s.record -> '$.k8s',
-                'node', s.record -> '$.node'
-             ), count(*) OVER ()
-             FROM servers s WHERE 1 = 1"
-        );
-        let (mut sql, args) = page_where(head, q);
+        // Two steps: the ids of the page (filter, sort, limit: only the sort key is computed
+        // for every matching row), then each row's object by primary key. Building the
+        // objects in the sorting query would build one per matching server, not per row.
+        let (mut ids_sql, args) = page_where("SELECT s.id FROM servers s WHERE 1 = 1".into(), q);
         let dir = if q.descending { "DESC" } else { "ASC" };
-        sql.push_str(&format!(
+        ids_sql.push_str(&format!(
             " ORDER BY {} {dir}, s.ip_key, s.port, s.id LIMIT {} OFFSET {}",
             q.sort.sql(),
             q.limit.min(MAX_PAGE_ROWS),
             q.offset
         ));
         self.with(|conn| {
-            let mut st = conn
-                .prepare_cached(&sql)
-                .map_err(self.sqlite("preparing a page of servers"))?;
-            let mut rows = st
-                .query(params_from_iter(args.iter()))
+            let ids: Vec<String> = conn
+                .prepare_cached(&ids_sql)
+                .and_then(|mut st| {
+                    st.query_map(params_from_iter(args.iter()), |r| r.get(0))?
+                        .collect()
+                })
                 .map_err(self.sqlite("reading a page of servers"))?;
+            let mut row = conn
+                .prepare_cached(ROW_SQL)
+                .map_err(self.sqlite("preparing a page row"))?;
             let mut out = Vec::with_capacity(64 * 1024);
             out.push(b'[');
-            let mut total = 0usize;
-            let mut n = 0usize;
-            while let Some(r) = rows
-                .next()
-                .map_err(self.sqlite("reading a page of servers"))?
-            {
-                let row: String = r.get(0).map_err(self.sqlite("reading a page row"))?;
-                let all: i64 = r.get(1).map_err(self.sqlite("reading a page row"))?;
-                total = usize::try_from(all).unwrap_or(0);
-                if n > 0 {
+            for (i, id) in ids.iter().enumerate() {
+                let json: String = row
+                    .query_row([id], |r| r.get(0))
+                    .map_err(self.sqlite("reading a page row"))?;
+                if i > 0 {
                     out.push(b',');
                 }
-                out.extend_from_slice(row.as_bytes());
-                n += 1;
+                out.extend_from_slice(json.as_bytes());
             }
             out.push(b']');
-            // A page past the end has no row to carry the total: count it.
-            if n == 0 && q.offset > 0 {
-                total = self.count_matching(conn, q)?;
-            }
+            let total = self.count_matching(conn, q)?;
             Ok((out, total))
         })
     }
