@@ -499,7 +499,7 @@
 
   function drawTopology(box, rows, total) {
     clear(box);
-    const W = 1000, ROW = 26, DOT = 12, PER_LINE = 40;
+    const W = 1000, ROW = 26, DOT = 10, CELL = 122, PER_CELL = 8;
     const groups = groupsOf(rows);
     const s = svg('svg', { id: 'topology-svg', width: W, role: 'img' });
     s.appendChild(svgTitle('servers grouped by ' + (rows.some((r) => r.k8s) ? 'node and pod' : 'subnet and host')));
@@ -529,21 +529,29 @@
       s.appendChild(grp);
       y += ROW;
       if (!open) continue;
-      for (const [h, list] of hosts) {
-        const lines = Math.ceil(list.length / PER_LINE);
-        const height = Math.max(ROW, 8 + lines * (DOT + 4));
-        s.appendChild(svg('rect', { x: 24, y, width: W - 24, height: height - 4, rx: 3, class: 'host-bg' }));
-        s.appendChild(svg('text', { x: 32, y: y + 15, class: 'label' }, h));
-        list.forEach((srv, i) => {
-          const cx = 300 + (i % PER_LINE) * (DOT + 4);
-          const cy = y + 10 + Math.floor(i / PER_LINE) * (DOT + 4);
-          const dot = svg('circle', { cx, cy, r: DOT / 2, class: 'dot ' + (HEALTHS.includes(srv.health) ? srv.health : 'unknown'), 'data-id': srv.id });
-          dot.appendChild(svgTitle((srv.server_name || '?') + ' ' + srv.url + ' — ' + (srv.health || 'unknown') + (srv.health_reason ? ': ' + srv.health_reason : '')));
-          dot.addEventListener('click', (e) => { e.stopPropagation(); location.hash = '#/server/' + encodeURIComponent(srv.id); });
-          s.appendChild(dot);
+      // Hosts as a grid of cells (address and one dot per server), so a subnet of 250
+      // one-server hosts takes a few dozen lines, not 250.
+      const cols = Math.max(1, Math.floor((W - 24) / CELL));
+      const cells = [...hosts];
+      for (let i = 0; i < cells.length; i += cols) {
+        const line = cells.slice(i, i + cols);
+        const height = Math.max(...line.map(([, list]) => 20 + Math.ceil(list.length / PER_CELL) * (DOT + 3)));
+        line.forEach(([h, list], j) => {
+          const x = 24 + j * CELL;
+          s.appendChild(svg('rect', { x, y, width: CELL - 4, height: height - 4, rx: 3, class: 'host-bg' }));
+          s.appendChild(svg('text', { x: x + 4, y: y + 12, class: 'label host-label' }, h.length > 22 ? h.slice(0, 21) + '…' : h, svgTitle(h)));
+          list.forEach((srv, k) => {
+            const cx = x + 4 + DOT / 2 + (k % PER_CELL) * (DOT + 3);
+            const cy = y + 18 + DOT / 2 + Math.floor(k / PER_CELL) * (DOT + 3);
+            const dot = svg('circle', { cx, cy, r: DOT / 2, class: 'dot ' + (HEALTHS.includes(srv.health) ? srv.health : 'unknown'), 'data-id': srv.id });
+            dot.appendChild(svgTitle((srv.server_name || '?') + ' ' + srv.url + ' — ' + (srv.health || 'unknown') + (srv.health_reason ? ': ' + srv.health_reason : '')));
+            dot.addEventListener('click', (e) => { e.stopPropagation(); location.hash = '#/server/' + encodeURIComponent(srv.id); });
+            s.appendChild(dot);
+          });
         });
         y += height;
       }
+      y += 4;
     }
     s.setAttribute('height', Math.max(40, y + 4));
     s.setAttribute('viewBox', '0 0 ' + W + ' ' + Math.max(40, y + 4));
