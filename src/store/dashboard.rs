@@ -299,12 +299,14 @@ fn page_where(head: String, q: &PageQuery) -> (String, Vec<String>) {
     let (mut sql, mut args) = servers_where(head, &q.filter);
     if let Some(t) = &q.text {
         args.push(t.to_lowercase());
+        // The cheap columns first: the version needs the record parsed, so it is tried last.
         sql.push_str(&format!(
-            " AND instr(lower(s.url || ' ' || coalesce(s.server_name, '') || ' ' ||
-                  coalesce(s.record ->> '$.server_version', '') || ' ' ||
-                  coalesce((SELECT group_concat(name, ' ') FROM server_tools
-                            WHERE server_id = s.id), '')), ?{}) > 0",
-            args.len()
+            " AND (instr(lower(s.url), ?{n}) > 0
+                  OR instr(lower(coalesce(s.server_name, '')), ?{n}) > 0
+                  OR EXISTS (SELECT 1 FROM server_tools t
+                             WHERE t.server_id = s.id AND instr(lower(t.name), ?{n}) > 0)
+                  OR instr(lower(coalesce(s.record ->> '$.server_version', '')), ?{n}) > 0)",
+            n = args.len()
         ));
     }
     (sql, args)

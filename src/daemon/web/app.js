@@ -578,12 +578,12 @@
       clear(box);
       box.append(el('h2', null, 'Jobs'));
       const jt = el('table', { id: 'jobs' }, el('tr', null, ['Job', 'Scans', 'State', 'Last run', 'Result', 'Duration',
-        'Next run (about)', 'Probes', 'Open', 'MCP', 'Appeared', 'Updated', 'Gone'].map((t) => el('th', null, t))));
+        'Next run', 'Probes', 'Open', 'MCP', 'Appeared', 'Updated', 'Gone'].map((t) => el('th', null, t))));
       for (const j of jobs.jobs || []) {
         const last = (runs.runs || []).find((r) => r.job === j.name && r.ended_at) || {};
         const started = Date.parse(last.started_at);
         const secs = last.ended_at ? (Date.parse(last.ended_at) - started) / 1000 : null;
-        const next = Number.isNaN(started) ? null : new Date(started + j.interval_s * 1000).toISOString();
+        const next = j.next_run_at || null;
         jt.appendChild(el('tr', { 'data-job': j.name }, el('td', null, j.name), el('td', { class: 'wrap' }, text(j.description)),
           el('td', null, j.running ? 'running (run ' + j.running + ')' : 'idle'),
           el('td', { title: text(last.ended_at) }, ago(last.ended_at)), el('td', null, text(j.last_result || last.status)),
