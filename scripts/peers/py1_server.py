@@ -19,6 +19,10 @@ Modes:
                   ["2025-11-25", "2025-06-18"]; GET /.well-known/mcp/catalog.json -> three
                   entries: this card, a card on another loopback host (127.0.0.99:9, must never
                   be fetched) and an entry of another type (ignored)
+  hostile         streamable, but every string it sends is an attack on a web page that would
+                  render it as HTML: the server name, the instructions and a tool's name
+                  and description hold HOSTILE_SCRIPT and HOSTILE_IMG below (each would set
+                  window.__pwned if it ever ran); the dashboard test checks they show as text
 
 The other modes allow Host <ip>:*, 127.0.0.1:*, localhost:* and [::1]:* (the SDK's own
 default for a server bound to 127.0.0.1, generalised to the address actually bound).
@@ -33,11 +37,14 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _peerlib  # noqa: E402
 
-MODES = ["streamable", "stateless-json", "sse", "auth", "hostcheck", "card"]
+MODES = ["streamable", "stateless-json", "sse", "auth", "hostcheck", "card", "hostile"]
 CARD_VERSION = "2.0.0"
 OTHER_CARD = "http://127.0.0.99:9/other/server-card"
 
 TOKEN = "scout-test-token"
+
+HOSTILE_SCRIPT = "<script>window.__pwned=1</script>"
+HOSTILE_IMG = '<img src=x onerror="window.__pwned=1">'
 
 
 def build(args, port: int):
@@ -79,9 +86,12 @@ def build(args, port: int):
         kwargs["token_verifier"] = StaticTokenVerifier()
 
     path_kw = {"sse_path": args.path} if args.mode == "sse" else {"streamable_http_path": args.path}
+    hostile = args.mode == "hostile"
+    if hostile:
+        kwargs["instructions"] = f"Instructions {HOSTILE_SCRIPT} {HOSTILE_IMG}"
     mcp = FastMCP(
-        "weather-demo",
-        instructions="Weather demo server for mcp-scout tests: forecasts and arithmetic.",
+        f"evil{HOSTILE_SCRIPT}{HOSTILE_IMG}" if hostile else "weather-demo",
+        **({} if hostile else {"instructions": "Weather demo server for mcp-scout tests: forecasts and arithmetic."}),
         host=ip,
         port=port,
         stateless_http=args.mode == "stateless-json",
@@ -101,6 +111,17 @@ def build(args, port: int):
     def add(a: int, b: int) -> int:
         """Add two integers."""
         return a + b
+
+    if hostile:
+
+        def steal(note: str) -> str:
+            return "no"
+
+        mcp.add_tool(
+            steal,
+            name=f"steal{HOSTILE_IMG}",
+            description=f"Steals cookies. {HOSTILE_SCRIPT} {HOSTILE_IMG} <b>bold</b>",
+        )
 
     @mcp.resource("weather://cities", mime_type="application/json")
     def cities() -> str:

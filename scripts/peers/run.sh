@@ -20,6 +20,7 @@
 #   py1-auth            FastMCP 1.x + AuthSettings: 401 + RFC 9728 metadata (token: scout-test-token)
 #   py1-card            py1-streamable + a Server Card and MCP Catalog served by OUR routes beside the SDK
 #   py1-hostcheck       FastMCP 1.x allowing only Host mcp.internal[:443]: 421 for Host <ip>:<port>
+#   py1-hostile         py1-streamable whose name, instructions and a tool hold <script> and <img onerror>
 #   py2-streamable      MCPServer 2.x at /mcp: 2025-xx handshake and the 2026-07-28 era
 #   py2-stateless-json  MCPServer 2.x, stateless + JSON responses
 #   py2-sse             MCPServer 2.x legacy HTTP+SSE
@@ -71,7 +72,7 @@ need() { # interpreter
 
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 case "$name" in
-py1-streamable | py1-stateless-json | py1-sse | py1-auth | py1-hostcheck | py1-card)
+py1-streamable | py1-stateless-json | py1-sse | py1-auth | py1-hostcheck | py1-card | py1-hostile)
 	need "$peers/py1/bin/python"
 	exec "$peers/py1/bin/python" "$here/py1_server.py" --mode "${name#py1-}" "$@"
 	;;

@@ -13,6 +13,8 @@
 #   k8svalidate/ venv with kubernetes-validate + PyYAML          <- requirements-k8svalidate.txt
 #          (scripts/k8s-validate.sh: offline schemas of Kubernetes 1.25-1.37)
 #   node/  the official TypeScript SDK + express + zod            <- node/package{,-lock}.json
+#   browser/ venv with selenium, driving Debian's chromium + chromium-driver (apt) for the
+#          dashboard test (dashboard_check.py)                    <- requirements-browser.txt
 # Registry peers of the sinks (issue 9):
 #   mesh/  the MCP Mesh registry binary, npm @mcpmesh/cli-linux-x64 <- MESH_VERSION/MESH_INTEGRITY
 #          (npm pack, sha512 checked, only package/bin/mcp-mesh-registry kept)
@@ -60,6 +62,7 @@ apt_install() {
 }
 
 # System prerequisites: python3 with venv/ensurepip, the openssl CLI (tls decoy), node + npm,
+# chromium + chromium-driver (the dashboard test),
 # dnsmasq (dnsmasq.sh).
 need=()
 command -v python3 >/dev/null 2>&1 || need+=(python3)
@@ -71,6 +74,9 @@ command -v dnsmasq >/dev/null 2>&1 || [[ -x /usr/sbin/dnsmasq ]] || need+=(dnsma
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# Real headless Chromium for tests/dashboard.rs (Playwright's own downloads cannot work here).
+[[ -x /usr/bin/chromium ]] || need+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
 if ((${#need[@]})); then
 	echo "peers: installing ${need[*]}" >&2
 	apt_install "${need[@]}"
@@ -171,6 +177,7 @@ install_venv py2 "$here/requirements-py2.txt" 'from mcp.server.mcpserver import 
 install_venv mdns "$here/requirements-mdns.txt" 'from zeroconf import Zeroconf, ServiceInfo'
 install_venv tools "$here/requirements-tools.txt" 'from prometheus_client.openmetrics.parser import text_string_to_metric_families'
 install_venv k8svalidate "$here/requirements-k8svalidate.txt" 'import kubernetes_validate.utils as u, yaml; print("peers: kubernetes-validate schemas", u.all_versions()[0], "to", u.latest_version())'
+install_venv browser "$here/requirements-browser.txt" 'from selenium import webdriver; from selenium.webdriver.chrome.service import Service'
 install_node
 install_mesh
 install_etcd

@@ -120,6 +120,28 @@ pub struct AppState {
     pub lists: Arc<tokio::sync::Semaphore>,
     /// The sinks' statuses.
     pub sinks: crate::sinks::SinkBoard,
+    /// The resolved config as `config check --print` shows it (secrets redacted), and the
+    /// file it came from; replaced on reload.
+    pub config: Arc<RwLock<ResolvedConfig>>,
+}
+
+/// What `GET /api/v1/config` answers.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ResolvedConfig {
+    /// Where it was read from.
+    pub source: String,
+    /// The resolved config as YAML, every secret replaced by `<redacted>`.
+    pub yaml: String,
+}
+
+impl ResolvedConfig {
+    /// The document for `cfg`.
+    pub fn of(cfg: &crate::config::Config) -> Self {
+        Self {
+            source: cfg.source.to_string(),
+            yaml: cfg.to_yaml(),
+        }
+    }
 }
 
 /// Server lists built at once; each holds its whole result in memory while it is serialized.
@@ -141,6 +163,9 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/jobs", get(list_jobs))
         .route("/api/v1/sinks", get(list_sinks))
+        .route("/api/v1/config", get(show_config))
+        .route("/api/v1/dashboard/servers", get(page_servers))
+        .route("/api/v1/servers/{id}/series", get(server_series))
         .route_layer(middleware::from_fn_with_state(
             state.auth.clone(),
             require_read,
@@ -152,13 +177,18 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
             state.auth.clone(),
             require_write,
         ));
+    let page = super::web::routes().route_layer(middleware::from_fn_with_state(
+        state.auth.clone(),
+        require_read_page,
+    ));
     Router::new()
+        .merge(page)
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(reads)
         .merge(writes)
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see /api/v1/servers, /api/v1/changes, /api/v1/runs, /api/v1/jobs, /api/v1/sinks, /livez, /readyz, /metrics") })
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see / (the dashboard), /api/v1/servers, /api/v1/changes, /api/v1/runs, /api/v1/jobs, /api/v1/sinks, /api/v1/config, /livez, /readyz, /metrics") })
         .layer(middleware::from_fn_with_state(observed, observe))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -231,22 +261,67 @@ fn unauthorized(msg: &str) -> Response {
     r
 }
 
-async fn require_read(State(auth): State<Arc<RwLock<Auth>>>, req: Request, next: Next) -> Response {
+/// The password of `Authorization: Basic base64(user:password)` (any user name): how a
+/// browser sends the read token, since a page load cannot carry a bearer token.
+fn basic_password(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let b64 = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?
+        .trim();
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    text.split_once(':').map(|(_, p)| p.to_string())
+}
+
+/// Whether the request may read: no read token is set, or it carries the read (or write)
+/// token as a bearer token or as the password of Basic auth.
+fn may_read(auth: &RwLock<Auth>, headers: &HeaderMap) -> bool {
     let want = auth
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    if let Some(rt) = &want.read_token {
-        let given = bearer(req.headers());
-        // The write token also reads.
-        let ok = token_matches(given, rt)
-            || want
-                .token
-                .as_deref()
-                .is_some_and(|t| token_matches(given, t));
-        if !ok {
-            return unauthorized("reads need Authorization: Bearer <api.read_token>");
-        }
+    let Some(rt) = &want.read_token else {
+        return true;
+    };
+    let basic = basic_password(headers);
+    let given = bearer(headers).or(basic.as_deref());
+    // The write token also reads.
+    token_matches(given, rt)
+        || want
+            .token
+            .as_deref()
+            .is_some_and(|t| token_matches(given, t))
+}
+
+async fn require_read(State(auth): State<Arc<RwLock<Auth>>>, req: Request, next: Next) -> Response {
+    if !may_read(&auth, req.headers()) {
+        return unauthorized(
+            "reads need Authorization: Bearer <api.read_token> (or Basic auth with it as the password)",
+        );
+    }
+    next.run(req).await
+}
+
+/// The dashboard's read check: as [`require_read`], but a refusal asks for Basic auth, so a
+/// browser prompts for the read token (as the password; any user name).
+async fn require_read_page(
+    State(auth): State<Arc<RwLock<Auth>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !may_read(&auth, req.headers()) {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "the dashboard needs the read token: any user name, api.read_token as the password",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"mcp-scout\", charset=\"UTF-8\""),
+        );
+        return r;
     }
     next.run(req).await
 }
@@ -691,6 +766,124 @@ async fn list_sinks(State(st): State<AppState>) -> Response {
         })
         .collect();
     Json(json!({ "sinks": sinks, "count": sinks.len() })).into_response()
+}
+
+async fn show_config(State(st): State<AppState>) -> Response {
+    let doc = st
+        .config
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    Json(doc).into_response()
+}
+
+/// The parameters of `GET /api/v1/dashboard/servers`: the list's filters and these.
+pub const PAGE_PARAMS: &[&str] = &["q", "sort", "order", "offset", "limit"];
+
+/// `GET /api/v1/dashboard/servers`: one sorted page of compact rows for the servers table,
+/// `{"rows": [...], "total": N, "offset": O, "limit": L}`.
+async fn page_servers(
+    State(st): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let accepted: Vec<&str> = SERVER_FILTERS.iter().chain(PAGE_PARAMS).copied().collect();
+    let query = match Params::new(q, &accepted).and_then(|p| page_query(&p)) {
+        Ok(q) => q,
+        Err(r) => return r.into_response(),
+    };
+    let (offset, limit) = (query.offset, query.limit);
+    match read(&st.reader, move |r| r.servers_page(&query)).await {
+        Ok((rows, total)) => {
+            let mut body = Vec::with_capacity(rows.len() + 64);
+            body.extend_from_slice(b"{\"rows\":");
+            body.extend_from_slice(&rows);
+            body.extend_from_slice(
+                format!(",\"total\":{total},\"offset\":{offset},\"limit\":{limit}}}").as_bytes(),
+            );
+            json_bytes(body)
+        }
+        Err(r) => r,
+    }
+}
+
+fn page_query(p: &Params) -> Result<crate::store::dashboard::PageQuery, Refused> {
+    use crate::store::dashboard::{PageQuery, SortKey, DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS};
+    let descending = match p.get("order") {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(v) => {
+            return Err(Refused::bad(format!(
+                "invalid order {v:?}; accepted values: asc, desc"
+            )))
+        }
+    };
+    Ok(PageQuery {
+        filter: server_filter(p)?,
+        text: p.text("q")?,
+        sort: p
+            .choice("sort", SortKey::parse, SortKey::NAMES)?
+            .unwrap_or_default(),
+        descending,
+        offset: p.number("offset", 0, i64::from(u32::MAX))? as usize,
+        limit: p.number("limit", DEFAULT_PAGE_ROWS as i64, MAX_PAGE_ROWS as i64)? as usize,
+    })
+}
+
+/// Windows `GET /api/v1/servers/{id}/series` accepts.
+const SERIES_WINDOWS: &str = "1h, 6h, 24h, 7d";
+
+/// `GET /api/v1/servers/{id}/series?window=24h&buckets=288`: the server's check history in
+/// buckets (latency chart and status strip).
+async fn server_series(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    use crate::store::dashboard::{DEFAULT_BUCKETS, MAX_BUCKETS};
+    let p = match Params::new(q, &["window", "buckets"]) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let window = match p.choice(
+        "window",
+        |w| {
+            Some(Duration::from_secs(match w {
+                "1h" => 3600,
+                "6h" => 6 * 3600,
+                "24h" => 24 * 3600,
+                "7d" => 7 * 24 * 3600,
+                _ => return None,
+            }))
+        },
+        SERIES_WINDOWS,
+    ) {
+        Ok(w) => w.unwrap_or(Duration::from_secs(24 * 3600)),
+        Err(r) => return r.into_response(),
+    };
+    let buckets = match p.number("buckets", DEFAULT_BUCKETS as i64, MAX_BUCKETS as i64) {
+        Ok(0) => {
+            return Refused::bad(format!(
+                "invalid buckets \"0\"; accepted values: a whole number from 1 to {MAX_BUCKETS}"
+            ))
+            .into_response()
+        }
+        Ok(b) => b as usize,
+        Err(r) => return r.into_response(),
+    };
+    let key = id.clone();
+    let series = read(&st.reader, move |r| {
+        if !r.has_server(&key)? {
+            return Ok(None);
+        }
+        r.series(&key, window, buckets, std::time::SystemTime::now())
+            .map(Some)
+    })
+    .await;
+    match series {
+        Ok(Some(s)) => Json(s).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no server with id {id:?}")),
+        Err(r) => r,
+    }
 }
 
 async fn run_job(State(st): State<AppState>, Path(name): Path<String>) -> Response {

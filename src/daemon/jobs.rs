@@ -67,6 +67,8 @@ pub struct JobStatus {
     pub last_run_at: Option<String>,
     /// How it ended.
     pub last_result: Option<String>,
+    /// When the next scheduled run is planned to start (RFC 3339), once the first run ended.
+    pub next_run_at: Option<String>,
     /// Interval in seconds.
     pub interval_s: f64,
     /// What it scans.
@@ -311,6 +313,7 @@ impl Runner {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
         let overruns = self.ctx.metrics.job_runs.clone();
+        let planned_status = self.status.clone();
         let label = JobResult {
             job: name.clone(),
             result: "overrun".into(),
@@ -322,11 +325,20 @@ impl Runner {
         // A leader job starts a schedule afresh at each term.
         let sched_for = move || {
             let (overruns, label) = (overruns.clone(), label.clone());
+            let planned_status = planned_status.clone();
             Schedule {
                 timing,
                 jitter: Jitter::new(seed),
                 on_overrun: Box::new(move || {
                     overruns.get_or_create(&label).inc();
+                }),
+                on_planned: Box::new(move |at: tokio::time::Instant| {
+                    let wall = SystemTime::now()
+                        + at.saturating_duration_since(tokio::time::Instant::now());
+                    planned_status
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .next_run_at = Some(rfc3339(wall));
                 }),
             }
         };

@@ -28,6 +28,7 @@ pub mod pods;
 pub mod schedule;
 pub mod server;
 pub mod sinks;
+pub mod web;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -130,6 +131,7 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         token: cfg.api.token.clone(),
         read_token: cfg.api.read_token.clone(),
     }));
+    let config_doc = Arc::new(RwLock::new(api::ResolvedConfig::of(&cfg)));
     let api_stop = CancellationToken::new();
     let monitor_reader = reader.clone();
     let state = AppState {
@@ -142,6 +144,7 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         shutdown: api_stop.clone(),
         lists: Arc::new(tokio::sync::Semaphore::new(api::MAX_CONCURRENT_LISTS)),
         sinks: sink_cx.board.clone(),
+        config: config_doc.clone(),
     };
     let router = api::router(state, cfg.api.body_limit as usize, cfg.api.request_timeout);
     let limits = ServeLimits {
@@ -166,6 +169,7 @@ pub async fn run(config: Option<PathBuf>, shutdown: CancellationToken) -> Result
         current: cfg,
         jobs: jobs.clone(),
         auth,
+        config_doc,
         metrics,
         monitor: Some(health),
         monitor_cx,
@@ -222,6 +226,8 @@ struct Reload {
     current: Config,
     jobs: Arc<Jobs>,
     auth: Arc<RwLock<Auth>>,
+    /// What `GET /api/v1/config` shows.
+    config_doc: Arc<RwLock<api::ResolvedConfig>>,
     metrics: Metrics,
     /// The running monitor, restarted when `health:` changes.
     monitor: Option<Monitor>,
@@ -318,6 +324,10 @@ impl Reload {
             token: new.api.token.clone(),
             read_token: new.api.read_token.clone(),
         };
+        *self
+            .config_doc
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = api::ResolvedConfig::of(&new);
         let (added, removed, changed) = self.jobs.apply(&new.jobs);
         tracing::info!(
             "SIGHUP: config applied: {added} job(s) added, {removed} removed, {changed} changed"

@@ -83,6 +83,8 @@ pub struct Schedule {
     pub jitter: Jitter,
     /// Called each time a run outlasted its slot (counted in metrics).
     pub on_overrun: Box<dyn FnMut() + Send>,
+    /// Called with the next planned start after each run (the API shows it).
+    pub on_planned: Box<dyn FnMut(Instant) + Send>,
 }
 
 /// Run `run` at start, then on schedule or on trigger, until `stop` fires (`triggers` is the
@@ -128,6 +130,7 @@ pub async fn drive<T, F, Fut>(
             // A manual run that ran past the planned start: that start happens now.
             planned = Instant::now();
         }
+        (sched.on_planned)(planned);
     }
 }
 
@@ -174,6 +177,7 @@ mod tests {
             timing: t(interval, 0.0),
             jitter: Jitter::new(1),
             on_overrun: Box::new(|| {}),
+            on_planned: Box::new(|_| {}),
         }
     }
 

@@ -29,6 +29,7 @@
 
 pub mod apply;
 pub mod cache;
+pub mod dashboard;
 pub mod diff;
 pub mod health;
 pub mod id;

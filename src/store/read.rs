@@ -543,7 +543,18 @@ fn from_name<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
 
 /// The SQL and its text arguments for `filter`.
 fn servers_query(filter: &ServerFilter) -> (String, Vec<String>) {
-    let mut sql = format!("SELECT {SERVER_COLUMNS} FROM servers s WHERE 1 = 1");
+    let (mut sql, args) = servers_where(
+        format!("SELECT {SERVER_COLUMNS} FROM servers s WHERE 1 = 1"),
+        filter,
+    );
+    sql.push_str(" ORDER BY s.ip_key, s.port, s.id");
+    (sql, args)
+}
+
+/// `head` (a `SELECT ... FROM servers s WHERE 1 = 1`) with `filter`'s conditions appended
+/// (placeholders `?1`, `?2`... in order), and their text arguments; no `ORDER BY`.
+pub(super) fn servers_where(head: String, filter: &ServerFilter) -> (String, Vec<String>) {
+    let mut sql = head;
     let mut args = Vec::new();
     let mut arg = |sql: &mut String, clause: &str, value: String| {
         args.push(value);
@@ -606,7 +617,6 @@ fn servers_query(filter: &ServerFilter) -> (String, Vec<String>) {
             None => arg(&mut sql, " AND s.server_name = ?", n.clone()),
         }
     }
-    sql.push_str(" ORDER BY s.ip_key, s.port, s.id");
     (sql, args)
 }
 
