@@ -391,7 +391,8 @@ mod tests {
             } else {
                 CheckResult::fail("mcp", "refused").with_latency(Duration::from_millis(30))
             };
-            let (next, transition) = state::step(&st, &[r.clone()], &Thresholds::default(), at);
+            let (next, transition) =
+                state::step(&st, std::slice::from_ref(&r), &Thresholds::default(), at);
             store
                 .record_health(HealthUpdate {
                     server_id: id.clone(),
