@@ -315,6 +315,109 @@ fn page_where(head: String, q: &PageQuery) -> (String, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitor::state::{self, CheckResult, HealthState, Thresholds};
+    use crate::store::testutil::{mcp, open, run, tool, TempDir};
+    use crate::store::{HealthUpdate, RunEnd, ServerId};
+
+    fn page(rows: &[u8]) -> Vec<serde_json::Value> {
+        serde_json::from_slice(rows).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_page_is_filtered_sorted_and_counted_and_a_series_buckets_the_checks() {
+        let dir = TempDir::new("dashboard-page");
+        let (store, handle) = open(&dir.db(), 3);
+        let mut records = Vec::new();
+        for (i, name) in ["bravo", "alpha", "charlie"].iter().enumerate() {
+            let mut r = mcp(&format!("10.0.0.{}", i + 1), 8000, vec![tool("echo", "aa")]);
+            r.server_name = Some((*name).into());
+            if *name == "charlie" {
+                r.tools.push(tool("Rare_Audit", "bb"));
+            }
+            records.push(r);
+        }
+        run(&store, "lan", records, RunEnd::Completed).await;
+        let reader = Reader::open(dir.db()).unwrap();
+
+        let q = PageQuery {
+            sort: SortKey::Name,
+            descending: true,
+            limit: 2,
+            ..PageQuery::default()
+        };
+        let (rows, total) = reader.servers_page(&q).unwrap();
+        let rows = page(&rows);
+        assert_eq!(total, 3);
+        let names: Vec<&str> = rows
+            .iter()
+            .map(|r| r["server_name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["charlie", "bravo"]);
+        assert_eq!(rows[0]["tools"], 2);
+        assert_eq!(rows[0]["health"], "unknown");
+        assert_eq!(rows[0]["origins"], serde_json::json!(["sweep"]));
+        assert_eq!(rows[0]["jobs"], serde_json::json!(["lan"]));
+        assert!(rows[0]["k8s"].is_null(), "{}", rows[0]);
+
+        // Past the end: no rows, the total still counted.
+        let (rows, total) = reader
+            .servers_page(&PageQuery {
+                offset: 5,
+                limit: 2,
+                ..PageQuery::default()
+            })
+            .unwrap();
+        assert_eq!((page(&rows).len(), total), (0, 3));
+
+        // Free text matches a tool name, case-insensitively.
+        let (rows, total) = reader
+            .servers_page(&PageQuery {
+                text: Some("rare_aud".into()),
+                limit: 10,
+                ..PageQuery::default()
+            })
+            .unwrap();
+        assert_eq!(total, 1);
+        assert_eq!(page(&rows)[0]["server_name"], "charlie");
+
+        // Two checks of one server: one bucket, one pass of two, the mcp check's latency.
+        let id = ServerId::from_url("http://10.0.0.2:8000/mcp").into_string();
+        let now = SystemTime::now();
+        let mut st = HealthState::new(now);
+        for (k, ok) in [(2u64, true), (1, false)] {
+            let at = now - Duration::from_secs(k);
+            let r = if ok {
+                CheckResult::pass("mcp").with_latency(Duration::from_millis(10))
+            } else {
+                CheckResult::fail("mcp", "refused").with_latency(Duration::from_millis(30))
+            };
+            let (next, transition) =
+                state::step(&st, std::slice::from_ref(&r), &Thresholds::default(), at);
+            store
+                .record_health(HealthUpdate {
+                    server_id: id.clone(),
+                    at,
+                    results: vec![r],
+                    health: next.health().clone(),
+                    transition,
+                    tools: None,
+                })
+                .await
+                .unwrap();
+            st = next;
+        }
+        let s = reader
+            .series(&id, Duration::from_secs(3600), 12, SystemTime::now())
+            .unwrap();
+        assert_eq!(s.bucket_s, 300.0);
+        assert_eq!(s.buckets.len(), 1, "{s:?}");
+        let b = &s.buckets[0];
+        assert_eq!((b.total, b.ok), (2, 1));
+        assert!((b.latency_avg_ms.unwrap() - 20.0).abs() < 0.01, "{b:?}");
+        assert!((b.latency_max_ms.unwrap() - 30.0).abs() < 0.01, "{b:?}");
+        drop(store);
+        handle.wait().await.unwrap();
+    }
 
     #[test]
     fn every_sort_key_parses_from_its_listed_name() {
