@@ -5,7 +5,8 @@
 //!  config ─▶ sweep   (CIDR × ports, ICMP) ─┐
 //!            mdns    (DNS-SD browse)       ├─▶ Candidate ─▶ classify ─▶ Finding ─▶ upsert, diff ─▶ Change ─▶ mcp-mesh, kailash-file,
 //!            dns_srv (SRV + TXT)           │   (deduped     (HTTP/MCP                ▲                      etcd, webhook, consul,
-//!            static  (listed URLs)        ─┘    by key)      handshake)              │                      contextforge, server-json
+//!            static  (listed URLs)         │    by key)      handshake)              │                      contextforge, server-json
+//!            kube    (node-local pods)    ─┘
 //!                                                                           monitor/ (health checks on a schedule,
 //!                                                                           state machine) ─▶ Health transitions
 //! ```
@@ -41,6 +42,11 @@
 //! checks once. [`sinks`] feed registries (MCP Mesh, a Kailash file, etcd, webhooks,
 //! ContextForge, Consul, server.json) from the store's change feed, one task per sink with a
 //! durable cursor (`daemon::sinks`), and once per scan for `scan --push`.
+//! [`kube`] is the Kubernetes side of a DaemonSet: the API client from the `kubernetes:`
+//! plan, the node-local pod watch whose candidates a job fingerprints at once
+//! (`daemon::pods`), the Lease election behind `owner: leader` jobs, and the ready peers
+//! whose rendezvous split is `shard: auto` (`daemon::cluster`). The web dashboard's page is
+//! embedded and served by `daemon::web`.
 //!
 //! Engines never print or exit; errors are typed per module (`thiserror`), and only the
 //! binary uses `anyhow`.

@@ -793,26 +793,39 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn fingerprint_announced(fp: &Fingerprinter, c: &Candidate) -> Record {
+    let mut r = fingerprint_at(fp, c.addr, None, c.hints.path.clone(), Origin::Mdns).await;
+    r.announced_as = vec![c.name.clone()];
+    r
+}
+
+/// Fingerprint one announced endpoint (an mDNS instance, a pod) outside a sweep, as an open
+/// port found by `origin`: the record a sweep would have made, without its probe timing.
+pub(super) async fn fingerprint_at(
+    fp: &Fingerprinter,
+    addr: std::net::SocketAddr,
+    path: Option<String>,
+    hint_path: Option<String>,
+    origin: Origin,
+) -> Record {
     let target = ProbeTarget {
-        addr: c.addr,
+        addr,
         https: None,
-        path: None,
-        hint_path: c.hints.path.clone(),
+        path,
+        hint_path,
         // The daemon's jobs configure no fingerprint credentials.
         credentials: false,
     };
     let f = fp.fingerprint(&target).await;
     let mut r = Record::from(&ProbeResult {
-        ip: c.addr.ip(),
-        port: c.addr.port(),
+        ip: addr.ip(),
+        port: addr.port(),
         state: PortState::Open,
         rtt: None,
         attempts: 1,
         seen_at: SystemTime::now(),
     })
     .with_fingerprint(f);
-    r.origins = vec![Origin::Mdns];
-    r.announced_as = vec![c.name.clone()];
+    r.origins = vec![origin];
     r
 }
 

@@ -28,7 +28,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 use tokio::sync::{mpsc, Semaphore};
@@ -37,8 +37,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::jobs::{count_changes, Context};
 use crate::config::Job;
-use crate::finding::{Origin, PortState, ProbeResult, Record};
-use crate::fingerprint::{Fingerprinter, ProbeTarget};
+use crate::finding::{Origin, Record};
+use crate::fingerprint::Fingerprinter;
 use crate::kube::pods::{self, PodCandidate, PodEvent, WatchOptions};
 use crate::scope::Scope;
 use crate::store::{ServerId, StoreError};
@@ -316,25 +316,8 @@ impl Handler {
 
 /// Fingerprint one pod candidate into a record carrying its `k8s` object.
 pub(super) async fn fingerprint_pod(fp: &Fingerprinter, c: &PodCandidate) -> Record {
-    let target = ProbeTarget {
-        addr: c.addr,
-        https: None,
-        path: c.path.clone(),
-        hint_path: None,
-        // The daemon's jobs configure no fingerprint credentials.
-        credentials: false,
-    };
-    let f = fp.fingerprint(&target).await;
-    let mut r = Record::from(&ProbeResult {
-        ip: c.addr.ip(),
-        port: c.addr.port(),
-        state: PortState::Open,
-        rtt: None,
-        attempts: 1,
-        seen_at: SystemTime::now(),
-    })
-    .with_fingerprint(f);
-    r.origins = vec![Origin::Kubernetes];
+    let mut r =
+        super::jobs::fingerprint_at(fp, c.addr, c.path.clone(), None, Origin::Kubernetes).await;
     r.announced_as = vec![format!("pod {}", c.key)];
     r.k8s = Some(c.k8s.clone());
     r
