@@ -10,6 +10,7 @@ address everywhere. Nothing else is ever written to stdout; logs go to stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import ipaddress
 import socket
 import sys
@@ -113,6 +114,27 @@ def ready(sock: socket.socket) -> None:
     sys.stdout.flush()
 
 
+CONNLOG_ENV = "MCP_SCOUT_PEERS_CONNLOG"
+
+
+def _counting_protocol():
+    """uvicorn's own HTTP protocol, logging the peer address of every accepted TCP
+    connection (one line each) to the file named by $MCP_SCOUT_PEERS_CONNLOG, so a test can
+    count on the server side who connected: a connect that sends no request is counted too."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    path = os.environ[CONNLOG_ENV]
+
+    class Counting(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+        def connection_made(self, transport):  # type: ignore[override]
+            peer = transport.get_extra_info("peername")
+            with open(path, "a", encoding="ascii") as f:
+                f.write(f"{peer[0] if peer else '?'}\n")
+            super().connection_made(transport)
+
+    return Counting
+
+
 def serve_asgi(app, sock: socket.socket) -> None:
     """Run an ASGI app with uvicorn on an already-bound socket; READY after startup.
 
@@ -131,6 +153,7 @@ def serve_asgi(app, sock: socket.socket) -> None:
 
     config = uvicorn.Config(
         app,
+        http=_counting_protocol() if os.environ.get(CONNLOG_ENV) else "auto",
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=1,

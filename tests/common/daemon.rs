@@ -118,12 +118,32 @@ pub fn http_in(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    // Bodies from axum are not chunked for JSON; event streams are read elsewhere.
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    // Bodies from axum are not chunked for JSON; some peers' (the Mesh registry's large lists)
+    // are. Event streams are read elsewhere.
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     (status, body)
+}
+
+/// The body of a `Transfer-Encoding: chunked` response read to its end.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 pub fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {

@@ -926,6 +926,20 @@ impl Drop for Publisher {
 impl Testnet {
     /// Start a test peer (scripts/peers/run.sh) inside namespace `name`.
     pub fn peer(&self, name: &str, peer: &str, ip: &str, port: u16, path: Option<&str>) -> Reaped {
+        self.peer_env(name, peer, ip, port, path, &[])
+    }
+
+    /// As [`Testnet::peer`], with more `KEY=VALUE` environment for the peer (such as
+    /// `MCP_SCOUT_PEERS_CONNLOG=FILE`, scripts/peers/README.md).
+    pub fn peer_env(
+        &self,
+        name: &str,
+        peer: &str,
+        ip: &str,
+        port: u16,
+        path: Option<&str>,
+        env: &[String],
+    ) -> Reaped {
         let mut cmd = Command::new("ip");
         cmd.args([
             "netns",
@@ -934,6 +948,7 @@ impl Testnet {
             "env",
             "MCP_SCOUT_PEERS_ANY_ADDR=1",
         ])
+        .args(env)
         .arg(root().join("scripts/peers/run.sh"))
         .args([peer, "--host", ip, "--port", &port.to_string()]);
         if let Some(p) = path {
