@@ -3,7 +3,6 @@
 #
 #   scripts/k8s-validate.sh              every step below; exit 0 when all pass, 1 otherwise
 #   K8S_VALIDATE_VERBOSE=1 ...           also print every passing assertion
-#   K8S_VALIDATE_REQUIRE_CONTRACT=1 ...  fail if the binary does not know the issue-10 keys yet
 #   MCP_SCOUT_BIN=PATH ...               the binary to check configs with and scrape
 #                                        (default target/debug/mcp-scout; tests pass theirs)
 #   K8S_VALIDATE_KUBECTL=PATH ...        kubectl to render with (default: the one on PATH;
@@ -21,9 +20,7 @@
 #    each overlay's own changes, and that overlay configs differ from the base's only there.
 # 4. The Dockerfile, read (no image can be built here): stages, --locked, USER 65532:65532.
 # 5. Each rendered ConfigMap's config.yaml passes `mcp-scout config check`, with only the
-#    variables the pod has (downward API, the Secret's keys). A binary from before the
-#    issue-10 keys (kubernetes:, owner:, max_local_prefix ...) rejects them as unknown
-#    fields: then a copy without them is checked instead, and the script says so.
+#    variables the pod has (downward API, the Secret's keys); every key is checked.
 # 6. Every metric the Grafana dashboard queries appears in a real /metrics scrape: the daemon
 #    runs on 127.0.0.237 with a job over a real FastMCP server on 127.0.0.236 and a webhook
 #    sink towards a closed port on 127.0.0.238 (loopback only), until all of them show up.
@@ -154,7 +151,6 @@ contexts: [{ name: none, context: { cluster: none, user: none } }]
 current-context: none
 EOF
 pod_env+=("KUBECONFIG=$work/kubeconfig")
-stripped=0
 for o in "${overlays[@]}"; do
 	cfg="$work/$o.config.yaml"
 	[[ -s "$cfg" ]] || {
@@ -167,25 +163,9 @@ for o in "${overlays[@]}"; do
 		echo "ok: config $o: $(head -n1 "$work/cc.out" | sed 's/^[^:]*: //')"
 		continue
 	fi
-	if grep -Eq 'unknown field `(kubernetes|owner|max_local_prefix|skip_interfaces|skip_loopback|skip_link_local)`' "$work/cc.out"; then
-		echo "NOTE: config $o: this binary predates the issue-10 keys: $(grep -m1 -o 'unknown field `[a-z_]*`' "$work/cc.out")"
-		if [[ "${K8S_VALIDATE_REQUIRE_CONTRACT:-0}" == 1 ]]; then
-			failed+=("config $o: issue-10 keys unknown (K8S_VALIDATE_REQUIRE_CONTRACT=1)")
-			continue
-		fi
-		removed="$("$PY" "$checks" strip "$cfg" "$work/$o.stripped.yaml")"
-		rc=0
-		env -i PATH="$PATH" HOME="$work" "${pod_env[@]}" "$bin" config check "$work/$o.stripped.yaml" >"$work/cc.out" 2>&1 || rc=$?
-		if ((rc == 0)); then
-			stripped=1
-			echo "ok: config $o WITHOUT $removed: $(head -n1 "$work/cc.out" | sed 's/^[^:]*: //')"
-			continue
-		fi
-	fi
 	cat "$work/cc.out"
 	failed+=("config check $o")
 done
-((stripped == 0)) || echo "NOTE: the issue-10 keys were not checked by this binary; re-run once src/kube is merged"
 
 echo "== 6. the dashboard's metrics in a real /metrics scrape"
 run_check "dashboard" "$PY" "$checks" dashboard-metrics "$repo/config/k8s/overlays/monitoring/grafana-dashboard.json" --out "$work/names"

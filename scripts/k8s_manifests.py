@@ -7,7 +7,6 @@
     k8s_manifests.py manifest-files DIR            the YAML files that are whole objects
     k8s_manifests.py check OVERLAY RENDERED --repo DIR --config-out FILE
     k8s_manifests.py env --repo DIR                the pod's environment, as NAME=VALUE lines
-    k8s_manifests.py strip IN OUT                  IN without the issue-10 keys (see strip)
     k8s_manifests.py dashboard-metrics JSON        metric names the dashboard queries
     k8s_manifests.py metrics-present NAMES SCRAPE  which of NAMES a /metrics scrape lacks
     k8s_manifests.py prom-queries JSON --url URL --job NAME
@@ -645,35 +644,6 @@ def pod_env(args):
         print(f"{k}={v}")
 
 
-# Keys of the issue-10 contract (src/kube, helpers k1/k2) that a binary built before them
-# rejects as unknown fields.
-CONTRACT_JOB_KEYS = ("kubernetes", "owner", "max_local_prefix", "skip_interfaces", "skip_loopback", "skip_link_local")
-
-
-def strip(args):
-    with open(args.input) as f:
-        cfg = yaml.safe_load(f)
-    removed = []
-    if cfg.pop("kubernetes", None) is not None:
-        removed.append("kubernetes")
-    jobs = []
-    for j in cfg.get("jobs", []):
-        for k in CONTRACT_JOB_KEYS:
-            if j.pop(k, None) is not None:
-                removed.append(f"jobs.{j['name']}.{k}")
-        if j.get("shard") == "auto":
-            j.pop("shard")
-            removed.append(f"jobs.{j['name']}.shard: auto")
-        if j.get("targets") or j.get("mdns") or j.get("srv"):
-            jobs.append(j)
-        else:
-            removed.append(f"job {j['name']} (no other source)")
-    cfg["jobs"] = jobs
-    with open(args.output, "w") as f:
-        yaml.safe_dump(cfg, f, sort_keys=False)
-    print(", ".join(removed))
-
-
 # ---------------------------------------------------------------------------------------------
 # The dashboard's metrics
 
@@ -855,10 +825,6 @@ def main():
     s = sub.add_parser("env")
     s.add_argument("--repo", required=True)
     s.set_defaults(fn=pod_env)
-    s = sub.add_parser("strip")
-    s.add_argument("input")
-    s.add_argument("output")
-    s.set_defaults(fn=strip)
     s = sub.add_parser("dashboard-metrics")
     s.add_argument("json")
     s.add_argument("--out", required=True)
