@@ -288,6 +288,19 @@ fn node_pods_are_found_followed_through_deletes_and_phase_changes_and_survive_41
     wait_status(&d, "127.0.0.211", "gone", Duration::from_secs(5));
     let (code, _) = d.get_json("/readyz");
     assert_eq!(code, 200);
+
+    // SIGHUP with another node: the watch is built at start, so the daemon says the change
+    // waits for a restart, and keeps watching n1.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("node: n1", "node: n2")).unwrap();
+    d.signal("HUP");
+    wait_until("the reload is logged", Duration::from_secs(10), || {
+        d.logs().contains(
+            "SIGHUP: kubernetes: changes (API, node, pod, Lease) take effect after a restart",
+        )
+    });
+    mock.put(&a);
+    wait_status(&d, "127.0.0.211", "active", Duration::from_secs(15));
 }
 
 #[test]

@@ -317,6 +317,13 @@ impl Reload {
         if new.store != self.current.store || new.gone_after != self.current.gone_after {
             tracing::warn!("SIGHUP: store and gone_after changes take effect after a restart");
         }
+        if new.kubernetes != self.current.kubernetes {
+            // The watchers, the Lease elector and the peer view are built from this section
+            // at start; jobs added now still use the running one.
+            tracing::warn!(
+                "SIGHUP: kubernetes: changes (API, node, pod, Lease) take effect after a restart"
+            );
+        }
         *self
             .auth
             .write()
