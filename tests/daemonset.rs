@@ -222,6 +222,34 @@ fn the_leader_job_runs_on_one_pod_and_moves_when_it_dies_and_shard_auto_splits_t
         killed_at.elapsed()
     );
 
+    // The dead pod leaves the API (its node is drained): the next runs of the two left
+    // split all 16 addresses between the two of them.
+    let (code, v) = mock.call(
+        "DELETE",
+        &format!("/control/pods/mcp-scout/{}", PODS[first]),
+        &Value::Null,
+    );
+    assert_eq!(code, 200, "{v}");
+    let shares: Vec<u64> = pods
+        .iter()
+        .filter_map(|p| p.daemon.as_ref())
+        .map(|d| {
+            d.run_once_more("shared");
+            let logs = d.logs();
+            let line = logs
+                .lines()
+                .filter(|l| l.contains("shard: auto: "))
+                .last()
+                .unwrap()
+                .to_string();
+            assert!(line.contains("split over 2 ready pod(s)"), "{line}");
+            let rest = line.split("shard: auto: ").nth(1).unwrap();
+            rest.split(' ').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(shares.len(), 2);
+    assert_eq!(shares.iter().sum::<u64>(), 16, "rebalanced: {shares:?}");
+
     // SIGTERM releases the Lease: the last pod takes over within about one renew period.
     let (code, _) = pods[second].daemon.take().unwrap().stop();
     assert_eq!(code, Some(0));

@@ -475,3 +475,97 @@ fn an_unreachable_api_server_at_start_is_named_by_readyz_and_the_watch_recovers(
     let s = wait_status(&d, "127.0.0.218", "active", Duration::from_secs(15));
     assert_eq!(s["k8s"]["pod"], "late");
 }
+
+/// `namespaces: [team-a, team-c]`: one watch per namespace (namespaced list and watch paths,
+/// never the cluster-scope one), and a pod of another namespace on this node is never seen
+/// nor contacted.
+#[test]
+fn listed_namespaces_are_watched_one_by_one_and_others_are_never_probed() {
+    if !require_peers("kube_pods") {
+        return;
+    }
+    let dir = Scratch::new("kube-pods-ns");
+    let api: SocketAddr = format!("127.0.0.219:{}", free_port()).parse().unwrap();
+    let mock = Mock::start(api, None);
+    let _peers = start_peers(&[
+        ("py1-streamable", "127.0.0.219", 8000),
+        ("py1-streamable", "127.0.0.219", 8001),
+    ]);
+    let other = Listener::bind("127.0.0.219:0");
+    mock.put(&pod(
+        "team-a",
+        "a",
+        "n1",
+        "127.0.0.219",
+        ("mcp", 8000),
+        json!({}),
+    ));
+    mock.put(&pod(
+        "team-b",
+        "b",
+        "n1",
+        "127.0.0.219",
+        ("mcp", other.addr.port()),
+        json!({}),
+    ));
+    let port = free_port();
+    let cfg = config(&dir, port, api, "");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("pods: node,", "pods: node, namespaces: [team-a, team-c],"),
+    )
+    .unwrap();
+    let d = Daemon::start(
+        &cfg,
+        dir.path("daemon.log"),
+        format!("127.0.0.1:{port}").parse().unwrap(),
+    );
+    let sa = wait_status(&d, "127.0.0.219", "active", Duration::from_secs(30));
+    assert_eq!(sa["k8s"]["namespace"], "team-a");
+    // A pod added to team-c later is found by its own watch.
+    mock.put(&pod(
+        "team-c",
+        "c",
+        "n1",
+        "127.0.0.219",
+        ("mcp-x", 8001),
+        json!({}),
+    ));
+    wait_until("team-c's pod is found", Duration::from_secs(15), || {
+        servers(&d).iter().any(|s| {
+            s["k8s"]["namespace"] == "team-c"
+                && s["url"] == "http://127.0.0.219:8001/mcp"
+                && s["status"] == "active"
+        })
+    });
+    let reqs = mock.requests();
+    let paths: Vec<&str> = reqs.iter().filter_map(|r| r["path"].as_str()).collect();
+    assert!(
+        paths
+            .iter()
+            .all(|p| *p == "/api/v1/namespaces/team-a/pods"
+                || *p == "/api/v1/namespaces/team-c/pods"),
+        "only the listed namespaces' pod paths: {paths:?}"
+    );
+    for ns in ["team-a", "team-c"] {
+        assert!(
+            reqs.iter()
+                .any(|r| r["path"] == format!("/api/v1/namespaces/{ns}/pods")
+                    && r["query"]["watch"] == "true"
+                    && r["query"]["fieldSelector"] == "spec.nodeName=n1"),
+            "a watch of {ns} with the node's field selector: {reqs:?}"
+        );
+    }
+    assert!(
+        other.accepted.try_recv().is_err(),
+        "team-b's pod was contacted"
+    );
+    assert!(
+        servers(&d)
+            .iter()
+            .all(|s| s["k8s"]["namespace"] != "team-b"),
+        "{:?}",
+        servers(&d)
+    );
+}
