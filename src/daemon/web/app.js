@@ -347,8 +347,13 @@
     const http = s.http || {};
     cards.append(card('HTTP and TLS', kv({ scheme: http.scheme, status: http.status, server: http.server, title: http.title }),
       http.tls ? el('div', null, el('h3', null, 'Certificate'), kv(http.tls)) : el('p', { class: 'muted' }, 'No TLS certificate.')));
+    // The record's `k8s` is {namespace, pod, node, labels}; `node` is the daemon's node.
     if (s.k8s || s.node) {
-      cards.append(card('Kubernetes', s.k8s ? kv(s.k8s) : null, s.node ? kv({ node: s.node }) : null));
+      const k = s.k8s;
+      cards.append(card('Kubernetes', k ? kv({
+        namespace: k.namespace, pod: k.pod, node: k.node,
+        labels: Object.entries(k.labels || {}).map(([n, v]) => n + '=' + v).join(', '),
+      }) : null, kv({ 'found by the daemon on node': s.node })));
     }
     box.appendChild(cards);
 
@@ -477,8 +482,8 @@
       let g, h;
       if (s.k8s) {
         const k = s.k8s;
-        g = 'node ' + (k.node || k.node_name || s.node || 'unknown');
-        h = 'pod ' + (k.namespace ? k.namespace + '/' : '') + (k.pod || k.pod_name || k.name || s.ip);
+        g = 'node ' + (k.node || s.node || 'unknown');
+        h = 'pod ' + k.namespace + '/' + (k.pod || s.ip);
       } else {
         g = subnetOf(s.ip);
         h = s.ip;
