@@ -238,8 +238,7 @@ fn the_leader_job_runs_on_one_pod_and_moves_when_it_dies_and_shard_auto_splits_t
             let logs = d.logs();
             let line = logs
                 .lines()
-                .filter(|l| l.contains("shard: auto: "))
-                .last()
+                .rfind(|l| l.contains("shard: auto: "))
                 .unwrap()
                 .to_string();
             assert!(line.contains("split over 2 ready pod(s)"), "{line}");
