@@ -349,8 +349,11 @@ async fn a_refused_delivery_is_a_dead_letter_and_the_others_go_on() {
     task.await.unwrap();
 }
 
-/// The gaps between the first `n` rounds of a sink ticking every `every` whose rounds take
-/// `cost`, on the paused clock.
+/// The gaps between `n + 1` rounds of a sink ticking every `every` whose rounds take `cost`,
+/// on the paused clock, from the second round on. The first round may start late: while the
+/// runner's start-up reads the store on a blocking thread, the paused clock auto-advances to
+/// the next timer. The runner then plans from that round's slot, not from its late start (as
+/// it should), so the first gap is short by the delay and is left out.
 async fn tick_gaps(tag: &str, every: Duration, cost: Duration, n: usize) -> Vec<Duration> {
     let bed = Bed::new(tag);
     let fake = Fake::default();
@@ -359,11 +362,16 @@ async fn tick_gaps(tag: &str, every: Duration, cost: Duration, n: usize) -> Vec<
         r.tick_cost = cost;
     });
     let (stop, task) = bed.start(&fake, plan());
-    until("the rounds", || fake.with(|r| r.ticks.len() > n)).await;
+    until("the rounds", || fake.with(|r| r.ticks.len() > n + 1)).await;
     stop.cancel();
     task.await.unwrap();
     let ticks = fake.with(|r| r.ticks.clone());
-    ticks.windows(2).map(|w| w[1] - w[0]).take(n).collect()
+    ticks
+        .windows(2)
+        .skip(1)
+        .map(|w| w[1] - w[0])
+        .take(n)
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]
