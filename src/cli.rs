@@ -428,6 +428,10 @@ pub struct ScanArgs {
     /// Skip ICMP host discovery (probe every address).
     #[arg(long)]
     pub no_ping: bool,
+    /// Host discovery: wait for an echo reply this long after the last of the three requests
+    /// to a host (long enough for the kernel to retry a cold ARP entry twice).
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration, default_value = "1800ms")]
+    pub ping_timeout: Duration,
     /// Output format on stdout.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -535,6 +539,7 @@ impl ScanArgs {
             retries: self.retries,
             max_retries: self.max_retries,
             ping: !self.no_ping,
+            ping_timeout: self.ping_timeout,
             report: self.report.clone(),
             fingerprint: (!self.no_fingerprint).then(|| self.fingerprint.spec()),
             fingerprint_concurrency: self.fingerprint_concurrency,

@@ -237,6 +237,7 @@ struct RawSweep {
     retries: Option<Spanned<u8>>,
     max_retries: Option<Spanned<u8>>,
     ping: Option<bool>,
+    ping_timeout: Option<Spanned<String>>,
     report: Option<Spanned<String>>,
     max_targets: Option<u64>,
     force: Option<bool>,
@@ -538,6 +539,7 @@ impl Config {
             let _ = writeln!(s, "      retries: {}", p.retries);
             let _ = writeln!(s, "      max_retries: {}", p.max_retries);
             let _ = writeln!(s, "      ping: {}", p.ping);
+            let _ = writeln!(s, "      ping_timeout: {}", d(p.ping_timeout));
             let _ = writeln!(s, "      report: {}", json(&p.report));
             let _ = writeln!(s, "      max_targets: {}", p.max_targets);
             let _ = writeln!(s, "      force: {}", p.force);
@@ -1426,6 +1428,11 @@ impl Validator<'_> {
         if let Some(p) = s.ping {
             spec.ping = p;
         }
+        spec.ping_timeout = self.duration(
+            s.ping_timeout.as_ref(),
+            &key("ping_timeout"),
+            spec.ping_timeout,
+        )?;
         if let Some(r) = &s.report {
             plan::parse_report(&r.value)
                 .map_err(|e| self.invalid(r, &key("report"), e.to_string()))?;
@@ -1659,6 +1666,20 @@ mod tests {
     }
 
     #[test]
+    fn ping_timeout_is_read_and_a_bad_one_names_the_key() {
+        let c = Config::parse(
+            "jobs:\n  - { name: lan, targets: [127.0.0.1], sweep: { ping_timeout: 3s } }\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.jobs[0].plan.sweep.ping_timeout, Duration::from_secs(3));
+        assert!(c.to_yaml().contains("ping_timeout: 3s"), "{}", c.to_yaml());
+        let e =
+            err("jobs:\n  - { name: lan, targets: [127.0.0.1], sweep: { ping_timeout: soon } }\n");
+        assert!(e.contains("jobs[0].sweep.ping_timeout"), "{e}");
+    }
+
+    #[test]
     fn the_issue_example_parses_into_one_job() {
         let c = Config::parse(
             "api:   { listen: 127.0.0.1:9464, token: \"s3cret\" }\n\
@@ -1687,6 +1708,10 @@ mod tests {
             ("lan", Duration::from_secs(300), 0.1)
         );
         assert_eq!(j.spec.rate, Some(5000));
+        assert_eq!(
+            j.plan.sweep.ping_timeout,
+            crate::discover::icmp::DEFAULT_PING_TIMEOUT
+        );
         assert_eq!(j.plan.shard, Some(Shard { index: 0, count: 3 }));
         assert_eq!(j.plan.discovery.srv, ["_mcp._tcp.corp.example"]);
         assert!(c.to_yaml().contains(REDACTED) && !c.to_yaml().contains("s3cret"));

@@ -274,7 +274,7 @@ async fn prepare(
     let ping = (s.ping && !loopback_only && targets.len() > 1).then(|| PingOptions {
         attempts: icmp::DEFAULT_PING_ATTEMPTS,
         spacing: icmp::DEFAULT_PING_SPACING,
-        timeout: s.timeout,
+        timeout: s.ping_timeout,
         concurrency: icmp::DEFAULT_PING_CONCURRENCY.min(concurrency.max(1)),
         rate,
     });

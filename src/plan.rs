@@ -384,6 +384,8 @@ pub struct JobSpec {
     pub max_retries: u8,
     /// ICMP host discovery.
     pub ping: bool,
+    /// Wait for an echo reply after the last request to a host.
+    pub ping_timeout: Duration,
     /// Port states to report.
     pub report: String,
     /// Fingerprinting; `None` for ports only.
@@ -420,6 +422,7 @@ impl Default for JobSpec {
             retries: crate::discover::sweep::DEFAULT_RETRIES,
             max_retries: crate::discover::sweep::DEFAULT_MAX_RETRIES,
             ping: true,
+            ping_timeout: crate::discover::icmp::DEFAULT_PING_TIMEOUT,
             report: "open".to_string(),
             fingerprint: Some(FingerprintSpec::default()),
             fingerprint_concurrency: DEFAULT_FINGERPRINT_CONCURRENCY,
@@ -451,6 +454,8 @@ pub struct SweepPlan {
     pub max_retries: u8,
     /// ICMP host discovery.
     pub ping: bool,
+    /// Wait for an echo reply after the last request to a host.
+    pub ping_timeout: Duration,
     /// Port states to report.
     pub report: StateFilter,
     /// Sweep threads.
@@ -567,6 +572,7 @@ impl JobPlan {
                 retries: spec.retries,
                 max_retries: spec.max_retries,
                 ping: spec.ping,
+                ping_timeout: spec.ping_timeout,
                 report,
                 threads: spec.threads.map(usize::from),
                 seed: spec.seed,

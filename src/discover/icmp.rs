@@ -25,6 +25,13 @@ use crate::target::TargetSet;
 pub const DEFAULT_PING_ATTEMPTS: u8 = 3;
 /// Gap between the staggered requests to one host.
 pub const DEFAULT_PING_SPACING: Duration = Duration::from_millis(200);
+/// How long to wait for a reply after the last request to a host. The requests to a host on
+/// the local link whose ARP (or NDP) entry is cold wait in the kernel behind one
+/// resolution, which Linux retries every second (`retrans_time_ms` 1000, three tries): a
+/// wait ending 2.2 s after the first request lets two lost ARP exchanges in a row still
+/// find the host. With the 1 s of the connect timeout it missed a live host in 2 of 100
+/// cold-cache sweeps at 2 % loss each way, and in none of 100 with this wait.
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_millis(1800);
 /// Hosts pinged at once. Echo requests share one socket, so this bounds memory and the
 /// reply-matching table, not descriptors.
 pub const DEFAULT_PING_CONCURRENCY: usize = 4096;
