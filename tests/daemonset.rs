@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{free_port, http, Daemon, Scratch, TOKEN};
+use common::daemon::{free_port, http, kubeconfig, Daemon, Scratch, TOKEN};
 use common::{require_peers, ReadyLine, Reaped};
 use serde_json::{json, Value};
 
@@ -90,14 +90,7 @@ impl Mock {
 }
 
 fn config(dir: &Scratch, i: usize, api: SocketAddr, mock: SocketAddr) -> PathBuf {
-    let kc = dir.path("kubeconfig");
-    std::fs::write(
-        &kc,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: mock\n  cluster:\n    server: http://{mock}\nusers:\n- name: scout\n  user:\n    token: mock-token\ncontexts:\n- name: mock\n  context:\n    cluster: mock\n    user: scout\ncurrent-context: mock\n"
-        ),
-    )
-    .unwrap();
+    let kc = kubeconfig(dir, mock);
     let cfg = dir.path("config.yaml");
     let text = format!(
         "api:\n  listen: {api}\n  token: {TOKEN}\nstore:\n  path: {}\nhealth:\n  enabled: false\n\
@@ -367,14 +360,7 @@ fn daemonset_simulation_each_node_probes_its_own_pods_and_mesh_lists_each_server
     );
     assert_eq!(code, 200, "{body}");
 
-    let kubeconfig = logs.path("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: mock\n  cluster:\n    server: http://{mock}\nusers:\n- name: scout\n  user:\n    token: mock-token\ncontexts:\n- name: mock\n  context:\n    cluster: mock\n    user: scout\ncurrent-context: mock\n"
-        ),
-    )
-    .unwrap();
+    let kc = kubeconfig(&logs, mock);
     let api: SocketAddr = API.parse().unwrap();
     let mut daemons: Vec<Option<Daemon>> = (0..NODES.len())
         .map(|i| {
@@ -390,7 +376,7 @@ fn daemonset_simulation_each_node_probes_its_own_pods_and_mesh_lists_each_server
                      \x20 - {{ name: shared, owner: leader, targets: [{}], ports: \"{MCP_PORT}\", interval: 2s, jitter: 0% }}\n\
                      sinks:\n  - {{ name: mesh, type: mcp-mesh, url: \"http://{mesh}\", heartbeat: 2s }}\n",
                     dir.path("inventory.db").display(),
-                    kubeconfig.display(),
+                    kc.display(),
                     SHARED.1,
                 ),
             )

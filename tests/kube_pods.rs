@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{free_port, get_json, http, Daemon, Scratch, TOKEN};
+use common::daemon::{free_port, get_json, http, kubeconfig, Daemon, Scratch, TOKEN};
 use common::{require_peers, start_peers, Listener, ReadyLine, Reaped};
 use serde_json::{json, Value};
 
@@ -90,18 +90,6 @@ fn pod(ns: &str, name: &str, node: &str, ip: &str, port: (&str, u16), annotation
                  "ports": [{"name": port.0, "containerPort": port.1}]}]},
         "status": {"phase": "Running", "podIP": ip}
     })
-}
-
-fn kubeconfig(dir: &Scratch, api: SocketAddr) -> PathBuf {
-    let p = dir.path("kubeconfig");
-    std::fs::write(
-        &p,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: mock\n  cluster:\n    server: http://{api}\nusers:\n- name: scout\n  user:\n    token: mock-token\ncontexts:\n- name: mock\n  context:\n    cluster: mock\n    user: scout\ncurrent-context: mock\n"
-        ),
-    )
-    .unwrap();
-    p
 }
 
 /// A daemon config with one pod job on node `n1` (interval 1h: only the watch acts).

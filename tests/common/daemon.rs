@@ -163,6 +163,20 @@ pub fn auth() -> String {
     format!("Bearer {TOKEN}")
 }
 
+/// Write `dir/kubeconfig` pointing at the kube-mock API server (a MOCK) at `api`, with a
+/// bearer token the mock accepts; returns its path.
+pub fn kubeconfig(dir: &Scratch, api: SocketAddr) -> PathBuf {
+    let p = dir.path("kubeconfig");
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: mock\n  cluster:\n    server: http://{api}\nusers:\n- name: scout\n  user:\n    token: mock-token\ncontexts:\n- name: mock\n  context:\n    cluster: mock\n    user: scout\ncurrent-context: mock\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
 /// A running daemon; killed on drop.
 pub struct Daemon {
     child: Option<Child>,
