@@ -62,6 +62,9 @@
     if (typeof v === 'object') return JSON.stringify(v);
     return String(v);
   }
+  function plural(n, word) {
+    return n + ' ' + word + (n === 1 ? '' : 's');
+  }
   function pct(v) {
     return typeof v === 'number' ? (v * 100).toFixed(v >= 0.9995 ? 0 : 1) + ' %' : '—';
   }
@@ -514,7 +517,7 @@
       const open = expanded.has(g) || (!collapsed.has(g) && all.length <= TOPO_EXPAND_LIMIT);
       const grp = svg('g', { class: 'group', 'data-group': g });
       grp.appendChild(svg('rect', { x: 0, y, width: W, height: ROW - 4, rx: 4, class: 'group-bg' }));
-      grp.appendChild(svg('text', { x: 8, y: y + 16, class: 'label' }, (open ? '▾ ' : '▸ ') + g + ' — ' + hosts.size + ' hosts, ' + all.length + ' servers'));
+      grp.appendChild(svg('text', { x: 8, y: y + 16, class: 'label' }, (open ? '▾ ' : '▸ ') + g + ' — ' + plural(hosts.size, 'host') + ', ' + plural(all.length, 'server')));
       // health bar of the group
       const counts = healthCounts(all);
       let bx = W - 310;
