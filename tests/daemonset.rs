@@ -15,11 +15,11 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{free_port, http, kubeconfig, Daemon, Scratch, TOKEN};
-use common::{require_peers, ReadyLine, Reaped};
+use common::daemon::{free_port, kubeconfig, Daemon, Scratch, TOKEN};
+use common::kube::KubeMock;
+use common::require_peers;
 use serde_json::{json, Value};
 
 const PODS: [&str; 3] = ["mcp-scout-a", "mcp-scout-b", "mcp-scout-c"];
@@ -29,64 +29,31 @@ const MOCK_IP: &str = "127.0.0.229";
 /// room for a loaded machine.
 const MOVE_LIMIT: Duration = Duration::from_secs(15);
 
-struct Mock {
-    addr: SocketAddr,
-    _child: Reaped,
+fn start_mock() -> KubeMock {
+    KubeMock::start(format!("{MOCK_IP}:{}", free_port()).parse().unwrap())
 }
 
-impl Mock {
-    fn start() -> Self {
-        let addr: SocketAddr = format!("{MOCK_IP}:{}", free_port()).parse().unwrap();
-        let child = Command::new(common::root().join("scripts/peers/run.sh"))
-            .args(["kube-mock", "--listen", &addr.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn kube-mock");
-        let mut child = Reaped(child);
-        let line =
-            ReadyLine::watch(&mut child).wait(&mut child, "kube-mock", Duration::from_secs(20));
-        assert!(line.starts_with("READY"), "{line}");
-        Self {
-            addr,
-            _child: child,
-        }
-    }
+/// Who holds the leader Lease, as the mock API stores it.
+fn holder(mock: &KubeMock) -> Option<String> {
+    let (code, v) = mock.call(
+        "GET",
+        "/apis/coordination.k8s.io/v1/namespaces/mcp-scout/leases/mcp-scout-leader",
+        &Value::Null,
+    );
+    (code == 200)
+        .then(|| v["spec"]["holderIdentity"].as_str().map(str::to_string))
+        .flatten()
+}
 
-    fn call(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
-        let (code, text) = http(
-            self.addr,
-            method,
-            path,
-            &[("Content-Type", "application/json")],
-            &body.to_string(),
-        );
-        (code, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    fn holder(&self) -> Option<String> {
-        let (code, v) = self.call(
-            "GET",
-            "/apis/coordination.k8s.io/v1/namespaces/mcp-scout/leases/mcp-scout-leader",
-            &Value::Null,
-        );
-        (code == 200)
-            .then(|| v["spec"]["holderIdentity"].as_str().map(str::to_string))
-            .flatten()
-    }
-
-    /// The DaemonSet's own pod `name`, Running and Ready.
-    fn daemonset_pod(&self, name: &str, node: &str) {
-        let pod = json!({
-            "metadata": {"name": name, "namespace": "mcp-scout",
-                         "labels": {"app.kubernetes.io/name": "mcp-scout"}},
-            "spec": {"nodeName": node, "containers": [{"name": "scout", "image": "x"}]},
-            "status": {"phase": "Running", "podIP": "127.0.0.1",
-                       "conditions": [{"type": "Ready", "status": "True"}]}
-        });
-        let (code, v) = self.call("POST", "/control/pods", &pod);
-        assert_eq!(code, 200, "{v}");
-    }
+/// The DaemonSet's own pod `name`, Running and Ready.
+fn daemonset_pod(mock: &KubeMock, name: &str, node: &str) {
+    mock.put(&json!({
+        "metadata": {"name": name, "namespace": "mcp-scout",
+                     "labels": {"app.kubernetes.io/name": "mcp-scout"}},
+        "spec": {"nodeName": node, "containers": [{"name": "scout", "image": "x"}]},
+        "status": {"phase": "Running", "podIP": "127.0.0.1",
+                   "conditions": [{"type": "Ready", "status": "True"}]}
+    }));
 }
 
 fn config(dir: &Scratch, i: usize, api: SocketAddr, mock: SocketAddr) -> PathBuf {
@@ -109,7 +76,7 @@ struct Pod {
     daemon: Option<Daemon>,
 }
 
-fn start(i: usize, mock: &Mock) -> Pod {
+fn start(i: usize, mock: &KubeMock) -> Pod {
     let dir = Scratch::new(&format!("daemonset-{i}"));
     let api: SocketAddr = format!("{}:{}", API_IPS[i], free_port()).parse().unwrap();
     let cfg = config(&dir, i, api, mock.addr);
@@ -141,7 +108,7 @@ fn leads(p: &Pod) -> Option<(bool, bool)> {
 
 /// Wait until exactly one live pod leads (job active and gauge 1, and the Lease names it)
 /// and no other does; returns its index.
-fn one_leader(pods: &[Pod], mock: &Mock, not: Option<usize>, limit: Duration) -> usize {
+fn one_leader(pods: &[Pod], mock: &KubeMock, not: Option<usize>, limit: Duration) -> usize {
     let start = Instant::now();
     loop {
         let states: Vec<Option<(bool, bool)>> = pods.iter().map(leads).collect();
@@ -154,14 +121,14 @@ fn one_leader(pods: &[Pod], mock: &Mock, not: Option<usize>, limit: Duration) ->
         let any_active = states.iter().flatten().filter(|(a, _)| *a).count();
         assert!(any_active <= 1, "two pods run the leader job: {states:?}");
         if let [i] = leaders[..] {
-            if Some(i) != not && mock.holder().as_deref() == Some(PODS[i]) {
+            if Some(i) != not && holder(mock).as_deref() == Some(PODS[i]) {
                 return i;
             }
         }
         assert!(
             start.elapsed() < limit,
             "no single leader within {limit:?}: {states:?}, Lease held by {:?}",
-            mock.holder()
+            holder(mock)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -169,9 +136,9 @@ fn one_leader(pods: &[Pod], mock: &Mock, not: Option<usize>, limit: Duration) ->
 
 #[test]
 fn the_leader_job_runs_on_one_pod_and_moves_when_it_dies_and_shard_auto_splits_the_targets() {
-    let mock = Mock::start();
+    let mock = start_mock();
     for (i, p) in PODS.iter().enumerate() {
-        mock.daemonset_pod(p, &format!("node-{i}"));
+        daemonset_pod(&mock, p, &format!("node-{i}"));
     }
     let mut pods: Vec<Pod> = (0..3).map(|i| start(i, &mock)).collect();
 

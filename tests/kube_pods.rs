@@ -8,78 +8,15 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{free_port, get_json, http, kubeconfig, Daemon, Scratch, TOKEN};
-use common::{require_peers, start_peers, Listener, ReadyLine, Reaped};
+use common::daemon::{free_port, get_json, kubeconfig, Daemon, Scratch, TOKEN};
+use common::kube::KubeMock;
+use common::{require_peers, start_peers, Listener, Reaped};
 use serde_json::{json, Value};
 
-/// The mock API server, restartable on the same address.
-struct Mock {
-    addr: SocketAddr,
-    child: Option<Reaped>,
-}
-
-impl Mock {
-    fn start(addr: SocketAddr, pods: Option<&PathBuf>) -> Self {
-        let mut m = Self { addr, child: None };
-        m.restart(pods);
-        m
-    }
-
-    fn restart(&mut self, pods: Option<&PathBuf>) {
-        self.child = None;
-        let mut cmd = Command::new(common::root().join("scripts/peers/run.sh"));
-        cmd.args([
-            "kube-mock",
-            "--listen",
-            &self.addr.to_string(),
-            "--bookmark-interval",
-            "0.5",
-        ]);
-        if let Some(p) = pods {
-            cmd.arg("--pods").arg(p);
-        }
-        let child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn kube-mock");
-        let mut child = Reaped(child);
-        let line =
-            ReadyLine::watch(&mut child).wait(&mut child, "kube-mock", Duration::from_secs(20));
-        assert!(line.starts_with("READY"), "{line}");
-        self.child = Some(child);
-    }
-
-    fn stop(&mut self) {
-        self.child = None;
-    }
-
-    fn call(&self, method: &str, path: &str, body: &Value) -> Value {
-        let (code, text) = http(
-            self.addr,
-            method,
-            path,
-            &[("Content-Type", "application/json")],
-            &body.to_string(),
-        );
-        assert_eq!(code, 200, "{method} {path}: {text}");
-        serde_json::from_str(&text).unwrap()
-    }
-
-    fn put(&self, pod: &Value) {
-        self.call("POST", "/control/pods", pod);
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        self.call("GET", "/control/requests", &Value::Null)
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-}
+/// Seconds between the mock's BOOKMARK events: often, so resumes are exercised.
+const BOOKMARKS: Option<&str> = Some("0.5");
 
 /// A pod on `node` in `ns`, Running at `ip`, with one container port.
 fn pod(ns: &str, name: &str, node: &str, ip: &str, port: (&str, u16), annotations: Value) -> Value {
@@ -144,7 +81,7 @@ fn node_pods_are_found_followed_through_deletes_and_phase_changes_and_survive_41
     }
     let dir = Scratch::new("kube-pods");
     let api: SocketAddr = format!("127.0.0.210:{}", free_port()).parse().unwrap();
-    let mut mock = Mock::start(api, None);
+    let mut mock = KubeMock::start_with(api, None, BOOKMARKS);
     let _peers = start_peers(&[
         ("py1-streamable", "127.0.0.211", 8000),
         ("ts-streamable", "127.0.0.212", 8000),
@@ -216,7 +153,7 @@ fn node_pods_are_found_followed_through_deletes_and_phase_changes_and_survive_41
 
     // b stops Running: gone at once (gone_after is 3 runs of 1 h).
     let t = Instant::now();
-    mock.call(
+    mock.ok(
         "POST",
         "/control/pods/team-b/b/phase",
         &json!({"phase": "Failed"}),
@@ -228,7 +165,7 @@ fn node_pods_are_found_followed_through_deletes_and_phase_changes_and_survive_41
         "{gb}"
     );
     // a is deleted: gone at once.
-    mock.call("DELETE", "/control/pods/team-a/a", &Value::Null);
+    mock.ok("DELETE", "/control/pods/team-a/a", &Value::Null);
     let ga = wait_status(&d, "127.0.0.211", "gone", Duration::from_secs(5));
     assert_eq!(ga["gone_reason"], "pod team-a/a was deleted");
     // a comes back during the watch.
@@ -241,7 +178,7 @@ fn node_pods_are_found_followed_through_deletes_and_phase_changes_and_survive_41
         .iter()
         .filter(|r| r["path"] == "/api/v1/pods" && r["query"].get("watch").is_none())
         .count();
-    mock.call("POST", "/control/compact", &Value::Null);
+    mock.ok("POST", "/control/compact", &Value::Null);
     mock.put(&b); // Running again, seen after the relist
     wait_status(&d, "127.0.0.212", "active", Duration::from_secs(10));
     wait_until("a relist after the 410", Duration::from_secs(10), || {
@@ -256,7 +193,7 @@ fn node_pods_are_found_followed_through_deletes_and_phase_changes_and_survive_41
     let only_a = dir.path("pods.json");
     std::fs::write(&only_a, json!([a]).to_string()).unwrap();
     mock.stop();
-    mock.restart(Some(&only_a));
+    mock.restart(Some(only_a.as_path()));
     let gb = wait_status(&d, "127.0.0.212", "gone", Duration::from_secs(15));
     assert_eq!(
         gb["gone_reason"],
@@ -272,7 +209,7 @@ fn node_pods_are_found_followed_through_deletes_and_phase_changes_and_survive_41
         "watching the new server: {reqs:?}"
     );
     // And it still follows events there.
-    mock.call("DELETE", "/control/pods/team-a/a", &Value::Null);
+    mock.ok("DELETE", "/control/pods/team-a/a", &Value::Null);
     wait_status(&d, "127.0.0.211", "gone", Duration::from_secs(5));
     let (code, _) = d.get_json("/readyz");
     assert_eq!(code, 200);
@@ -298,10 +235,10 @@ fn forbidden_bad_annotations_and_out_of_scope_pods_are_reported_not_probed() {
     }
     let dir = Scratch::new("kube-pods-faults");
     let api: SocketAddr = format!("127.0.0.214:{}", free_port()).parse().unwrap();
-    let mock = Mock::start(api, None);
+    let mock = KubeMock::start_with(api, None, BOOKMARKS);
     let _peers = start_peers(&[("py1-streamable", "127.0.0.215", 8000)]);
     let hostile = Listener::bind("127.0.0.216:0");
-    mock.call("POST", "/control/mode", &json!({"mode": "forbid-list"}));
+    mock.ok("POST", "/control/mode", &json!({"mode": "forbid-list"}));
     let port = free_port();
     // The wall: only 127.0.0.215; the hostile pod sits at .216.
     let cfg = config(&dir, port, api, "    scope: [127.0.0.215/32]\n");
@@ -361,7 +298,7 @@ fn forbidden_bad_annotations_and_out_of_scope_pods_are_reported_not_probed() {
     for p in [&good, &bad, &evil] {
         mock.put(p);
     }
-    mock.call("POST", "/control/mode", &json!({"mode": "normal"}));
+    mock.ok("POST", "/control/mode", &json!({"mode": "normal"}));
     let d = {
         let mut w = Daemon::attach(addr, log.clone());
         w.wait_ready(Duration::from_secs(20));
@@ -457,7 +394,7 @@ fn an_unreachable_api_server_at_start_is_named_by_readyz_and_the_watch_recovers(
         .to_string(),
     )
     .unwrap();
-    let _mock = Mock::start(api, Some(&pods));
+    let _mock = KubeMock::start_with(api, Some(pods.as_path()), BOOKMARKS);
     let mut d = Daemon::attach(addr, log.clone());
     d.wait_ready(Duration::from_secs(15));
     let s = wait_status(&d, "127.0.0.218", "active", Duration::from_secs(15));
@@ -474,7 +411,7 @@ fn listed_namespaces_are_watched_one_by_one_and_others_are_never_probed() {
     }
     let dir = Scratch::new("kube-pods-ns");
     let api: SocketAddr = format!("127.0.0.219:{}", free_port()).parse().unwrap();
-    let mock = Mock::start(api, None);
+    let mock = KubeMock::start_with(api, None, BOOKMARKS);
     let _peers = start_peers(&[
         ("py1-streamable", "127.0.0.219", 8000),
         ("py1-streamable", "127.0.0.219", 8001),

@@ -135,6 +135,32 @@ def _counting_protocol():
     return Counting
 
 
+def serve_http(host: str, port: int, handler, queue: int = 5) -> None:
+    """Serve a stdlib `BaseHTTPRequestHandler` on host:port (IPv4 or IPv6), one daemon thread
+    per request (a hung request never blocks the exit), with a listen backlog of `queue`;
+    READY once listening. SIGTERM/SIGINT end the process at once, and so does the death of
+    the process that started it. Never returns."""
+    import signal
+    from http.server import ThreadingHTTPServer
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = queue
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    srv = Server((host, port), handler)
+
+    def stop(*_):
+        sys.stdout.flush()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    watch_parent()
+    ready(srv.socket)
+    srv.serve_forever(poll_interval=0.2)
+
+
 def serve_asgi(app, sock: socket.socket) -> None:
     """Run an ASGI app with uvicorn on an already-bound socket; READY after startup.
 

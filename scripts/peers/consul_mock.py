@@ -54,12 +54,10 @@ import argparse
 import json
 import os
 import re
-import signal
-import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -364,14 +362,6 @@ def make_handler(mock: Mock):
     return Handler
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, host: str, port: int, handler):
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        super().__init__((host, port), handler)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description="a MOCK of Consul's agent API subset (not Consul)")
     ap.add_argument("--host", required=True)
@@ -380,17 +370,7 @@ def main() -> None:
     ap.add_argument("--path", default=None, help="ignored (accepted for run.sh symmetry)")
     args = ap.parse_args()
     _peerlib.check_loopback(args.host)
-    srv = Server(args.host, args.port, make_handler(Mock(args.token)))
-
-    def stop(*_):
-        sys.stdout.flush()
-        os._exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    _peerlib.watch_parent()
-    _peerlib.ready(srv.socket)
-    srv.serve_forever(poll_interval=0.2)
+    _peerlib.serve_http(args.host, args.port, make_handler(Mock(args.token)))
 
 
 if __name__ == "__main__":

@@ -71,13 +71,11 @@ import copy
 import json
 import os
 import re
-import signal
-import socket
 import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -644,15 +642,6 @@ def make_handler(mock: Mock):
     return Handler
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, host: str, port: int, handler):
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        super().__init__((host, port), handler)
-
-
 def load_pods(path: str) -> list[dict]:
     with open(path) as f:
         data = json.load(f)
@@ -680,17 +669,7 @@ def main() -> None:
             for p in load_pods(args.pods):
                 mock.pods.put(p)
     mock.pods.compact(mock.rv)
-    srv = Server(args.host, args.port, make_handler(mock))
-
-    def stop(*_):
-        sys.stdout.flush()
-        os._exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    _peerlib.watch_parent()
-    _peerlib.ready(srv.socket)
-    srv.serve_forever(poll_interval=0.2)
+    _peerlib.serve_http(args.host, args.port, make_handler(mock), queue=128)
 
 
 if __name__ == "__main__":

@@ -39,12 +39,10 @@ import hashlib
 import hmac
 import json
 import os
-import signal
-import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -197,14 +195,6 @@ def make_handler(state: State):
     return Handler
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True  # a hung request never blocks the exit
-
-    def __init__(self, host: str, port: int, handler):
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        super().__init__((host, port), handler)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description="webhook receiver that checks the mcp-scout HMAC signature")
     ap.add_argument("--host", required=True)
@@ -214,17 +204,7 @@ def main() -> None:
     args = ap.parse_args()
     _peerlib.check_loopback(args.host)
     state = State(args.secret.encode())
-    srv = Server(args.host, args.port, make_handler(state))
-
-    def stop(*_):
-        sys.stdout.flush()
-        os._exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    _peerlib.watch_parent()
-    _peerlib.ready(srv.socket)
-    srv.serve_forever(poll_interval=0.2)
+    _peerlib.serve_http(args.host, args.port, make_handler(state))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod daemon;
+pub mod kube;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, SocketAddr, TcpListener};
