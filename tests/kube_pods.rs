@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::wait_until;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -62,14 +64,6 @@ fn wait_status(d: &Daemon, ip: &str, status: &str, limit: Duration) -> Value {
             "{ip} never {status} within {limit:?}: {list:?}\n{}",
             d.logs()
         );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::wait_until;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -90,17 +92,6 @@ fn agent(id: &str) -> Option<Value> {
 }
 
 /// Poll `cond` every 100 ms until it holds, at most `limit`; panics with `what`.
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        if cond() {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn server_id(d: &Daemon, ip: &str) -> String {
     let v = d.wait_for("/api/v1/servers", SOON, |v| {
         v["servers"]

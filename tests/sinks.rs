@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::wait_until;
+
 use common::daemon::sink_of;
 
 use std::net::SocketAddr;
@@ -24,14 +26,6 @@ fn files(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     out.sort();
     out
-}
-
-fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -585,6 +585,17 @@ fn net_prefix_stem() -> String {
     format!("mt{}", std::process::id() % 100_000)
 }
 
+/// Poll `cond` every 50 ms until it holds, at most `limit` (then fail naming `what`);
+/// returns how long it took.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    start.elapsed()
+}
+
 /// A namespace LAN from scripts/testnet.sh, torn down on drop.
 pub struct Testnet {
     pub prefix: String,
